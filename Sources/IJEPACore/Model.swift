@@ -1,0 +1,396 @@
+import COpenBLAS
+import Foundation
+
+/// Statistics of one optimizer step.
+public struct StepStats: Sendable, Equatable {
+    public var step: Int64 = 0
+    public var loss: Float = .nan
+    public var lr: Float = 0
+    public var weightDecay: Float = 0
+    public var emaMomentum: Float = 0
+    public var gradNorm: Float = 0
+    public init() {}
+}
+
+/// Which encoder `encode` runs.
+public enum EncoderKind: Int, Sendable { case target = 0, context = 1 }
+
+/// An I-JEPA model with its optimizer and target encoder: one flat float32 block each for
+/// trainable parameters, gradients, AdamW m and v, and the target encoder (llm.c style), with
+/// named views in `layout`. One model must be used by one thread at a time.
+public final class Model {
+    public let config: ModelConfig
+    public let layout: ParamLayout
+    public let params: FloatBuffer
+    public let grads: FloatBuffer
+    public let adamM: FloatBuffer
+    public let adamV: FloatBuffer
+    /// The target encoder, laid out as the encoder part of `params` (offsets 0..<encoderCount).
+    public let target: FloatBuffer
+    /// Fixed 2-D sin-cos tables [N, D] and [N, Dp].
+    public let posEmbed: [Float]
+    public let predPosEmbed: [Float]
+    /// Optimizer steps taken (the schedules' counter).
+    public internal(set) var step: Int64 = 0
+    public var collator: MaskCollator
+    /// Per-step overrides of the schedules; negative means "use the schedule".
+    public var overrideLR: Float = -1, overrideWD: Float = -1, overrideEMA: Float = -1
+    public let adam = AdamWHyper()
+    public private(set) var exec: Exec
+    /// Gradients hold the result of a forward_backward not yet consumed by optimizerStep.
+    public private(set) var gradsReady = false
+    /// Loss of the last forward_backward.
+    public private(set) var lastLoss: Float = .nan
+    /// The same in float64, as accumulated (for finite-difference tests).
+    public private(set) var lastLossDouble: Double = .nan
+
+    // activations (allocated once per shape, grown when a larger one comes)
+    let targetStack = TransformerStack(), encStack = TransformerStack(), predStack = TransformerStack()
+    let colsT = FloatBuffer(), colsC = FloatBuffer()
+    let targetFull = FloatBuffer(), targetLN = FloatBuffer(), targets = FloatBuffer()
+    let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
+    let predRows = FloatBuffer(), predNorm = FloatBuffer(), predMean = FloatBuffer(), predRstd = FloatBuffer()
+    let predOut = FloatBuffer()
+    let dPredOut = FloatBuffer(), dPredNorm = FloatBuffer(), dPredLast = FloatBuffer()
+    let dpe = FloatBuffer(), dz = FloatBuffer(), dEncLast = FloatBuffer()
+    /// Shape of the last forward_backward: (batch, kEnc, kPred).
+    public private(set) var lastShape = (batch: 0, kEnc: 0, kPred: 0)
+
+    public init(config: ModelConfig) throws {
+        try config.validate()
+        self.config = config
+        layout = ParamLayout(config)
+        let n = layout.totalCount
+        let bytes = Double(n) * 4 * 4 + Double(layout.encoderCount) * 4
+        if bytes > Double(ProcessInfo.processInfo.physicalMemory) * 0.9 {
+            throw IJEPAError.outOfMemory(String(format: "model needs %.1f GiB for parameters and optimizer state, more than this machine's memory", bytes / 1_073_741_824))
+        }
+        params = FloatBuffer(count: n)
+        grads = FloatBuffer(count: n)
+        adamM = FloatBuffer(count: n)
+        adamV = FloatBuffer(count: n)
+        target = FloatBuffer(count: layout.encoderCount)
+        posEmbed = sinCosPosEmbed2D(dim: config.embedDim, grid: config.gridSize)
+        predPosEmbed = sinCosPosEmbed2D(dim: config.predEmbedDim, grid: config.gridSize)
+        collator = try MaskCollator(config: config)
+        exec = Exec(threads: config.nThreads > 0 ? config.nThreads : Exec.hardwareThreads)
+        initializeWeights(seed: config.seed)
+    }
+
+    public var nThreads: Int {
+        get { exec.threads }
+        set { exec = Exec(threads: newValue > 0 ? newValue : Exec.hardwareThreads) }
+    }
+
+    /// The official training path's init (§1.5): Linear and conv weights N(0, 0.02²), biases 0,
+    /// LayerNorm 1/0, mask_token N(0, 0.02²); the target encoder is an exact copy.
+    public func initializeWeights(seed: UInt64) {
+        var rng = RNG(seed: seed)
+        let p = params.ptr
+        for t in layout.tensors {
+            let v = p + t.offset
+            if t.name.hasSuffix("bias") {
+                v.update(repeating: 0, count: t.count)
+            } else if t.shape.count == 1 {
+                v.update(repeating: 1, count: t.count)   // LayerNorm weights
+            } else {
+                for i in 0..<t.count { v[i] = Float(rng.normal() * 0.02) }
+            }
+        }
+        target.ptr.update(from: p, count: layout.encoderCount)
+        adamM.zero(); adamV.zero(); grads.zero()
+        step = 0
+        gradsReady = false
+    }
+
+    private func setBLASThreads() { openblas_set_num_threads(Int32(exec.threads)) }
+
+    // MARK: masks
+
+    public func sampleMasks(batch: Int) throws -> MaskSet {
+        try collator.sample(batch: batch)
+    }
+
+    func checkMasks(_ m: MaskSet, batch: Int) throws {
+        if m.batch != batch { throw IJEPAError.shape("masks.batch (\(m.batch)) differs from the image batch (\(batch))") }
+        if m.numEnc != config.numEncMasks {
+            throw IJEPAError.shape("masks.num_enc (\(m.numEnc)) differs from the config's num_enc_masks (\(config.numEncMasks))")
+        }
+        if m.numPred != config.numPredMasks {
+            throw IJEPAError.shape("masks.num_pred (\(m.numPred)) differs from the config's num_pred_masks (\(config.numPredMasks))")
+        }
+        try m.validate(numPatches: config.numPatches)
+    }
+
+    static func checkFinite(_ p: CFPtr, _ n: Int, _ what: String) throws {
+        var bad = false
+        var i = 0
+        while i < n {
+            let end = min(n, i + 1024)
+            var acc = Float(0)
+            for j in i..<end { acc += p[j] * 0 }   // NaN or ±Inf poison the sum
+            if !acc.isFinite || acc.isNaN { bad = true; break }
+            i = end
+        }
+        if bad { throw IJEPAError.numeric("\(what) contain NaN or Inf") }
+    }
+
+    // MARK: training
+
+    /// Forward and backward of the I-JEPA loss on one batch; overwrites the gradients.
+    /// images: [batch, C, H, W] float32, normalized. Returns the loss.
+    @discardableResult
+    public func forwardBackward(images: UnsafePointer<Float>, batch B: Int, masks: MaskSet) throws -> Float {
+        gradsReady = false
+        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        try checkMasks(masks, batch: B)
+        let c = config
+        try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
+        setBLASThreads()
+        let ex = exec
+        let N = c.numPatches, D = c.embedDim, Dp = c.predEmbedDim, P = c.patchDim
+        let nenc = masks.numEnc, npred = masks.numPred, Kc = masks.kEnc, Kt = masks.kPred
+        let Mc = nenc * B * Kc                 // context rows
+        let Sp = npred * nenc * B, Tp = Kc + Kt // predictor sequences
+        let Mt = Sp * Kt                        // predicted target rows
+        let w = CFPtr(params.ptr), g = grads.ptr, tw = CFPtr(target.ptr)
+        let E = layout.encoder, PR = layout.predictor
+        let pos = posEmbed, ppos = predPosEmbed
+        let enc = masks.enc, pred = masks.pred
+        lastShape = (B, Kc, Kt)
+
+        // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather
+        let tgtFull = try encodeTokens(images: images, batch: B, weights: tw, stack: targetStack, out: targetFull)
+        let tln = targetLN.ensure(B * N * D)
+        layerNormForward(tln, nil, nil, tgtFull, nil, nil, B * N, D, 1e-5, ex)
+        let tg = targets.ensure(Mt * D)
+        for j in 0..<Sp {
+            let p = j / (nenc * B), b = j % B
+            for t in 0..<Kt {
+                let n = Int(pred[(p * B + b) * Kt + t])
+                (tg + (j * Kt + t) * D).update(from: tln + (b * N + n) * D, count: D)
+            }
+        }
+
+        // 2. context encoder on the kept patches (gathered before the blocks)
+        let encShape = StackShape(S: nenc * B, T: Kc, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth)
+        encStack.prepare(encShape, training: true, threads: ex.threads)
+        let cols = colsC.ensure(Mc * P)
+        enc.withUnsafeBufferPointer { e in
+            gatherPatches(cols, images, rows: Mc, imageIndex: { ($0 / Kc) % B }, patchIndex: { Int(e[$0]) },
+                          C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+        }
+        let x0 = encStack.input
+        linearForward(x0, cols, w + E.patchW, w + E.patchB, Mc, P, D)
+        for r in 0..<Mc {
+            let n = Int(enc[r])
+            let row = x0 + r * D
+            pos.withUnsafeBufferPointer { pe in for i in 0..<D { row[i] += pe[n * D + i] } }
+        }
+        let encLast = encStack.forward(params: w, blocks: E.blocks, ex)
+        let z = ctxOut.ensure(Mc * D)
+        layerNormForward(z, ctxMean.ensure(Mc), ctxRstd.ensure(Mc), encLast, w + E.normW, w + E.normB, Mc, D, blockLNEps, ex)
+
+        // 3. predictor: embed context, add predictor pos; append mask tokens + pos per target block
+        let predShape = StackShape(S: Sp, T: Tp, W: Dp, H: c.effectivePredHeads, hidden: c.predMlpHidden, depth: c.predDepth)
+        predStack.prepare(predShape, training: true, threads: ex.threads)
+        let xp = predStack.input
+        let pe = dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
+        linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp)
+        ppos.withUnsafeBufferPointer { pp in
+            for r in 0..<Mc {
+                let n = Int(enc[r]); let row = pe + r * Dp
+                for i in 0..<Dp { row[i] += pp[n * Dp + i] }
+            }
+            let mt = w + PR.maskToken
+            for j in 0..<Sp {
+                let p = j / (nenc * B), cidx = j % (nenc * B), b = j % B
+                (xp + j * Tp * Dp).update(from: pe + cidx * Kc * Dp, count: Kc * Dp)
+                for t in 0..<Kt {
+                    let n = Int(pred[(p * B + b) * Kt + t])
+                    let row = xp + (j * Tp + Kc + t) * Dp
+                    for i in 0..<Dp { row[i] = mt[i] + pp[n * Dp + i] }
+                }
+            }
+        }
+        let predLast = predStack.forward(params: w, blocks: PR.blocks, ex)
+        let rows = predRows.ensure(Mt * Dp)
+        for j in 0..<Sp { (rows + j * Kt * Dp).update(from: predLast + (j * Tp + Kc) * Dp, count: Kt * Dp) }
+        let pn = predNorm.ensure(Mt * Dp), pm = predMean.ensure(Mt), pr = predRstd.ensure(Mt)
+        layerNormForward(pn, pm, pr, rows, w + PR.normW, w + PR.normB, Mt, Dp, blockLNEps, ex)
+        let out = predOut.ensure(Mt * D)
+        linearForward(out, pn, w + PR.projW, w + PR.projB, Mt, Dp, D)
+
+        // 4. loss and its gradient
+        let dout = dPredOut.ensure(Mt * D)
+        lastLossDouble = smoothL1(out, tg, Mt * D, dout)
+        let loss = Float(lastLossDouble)
+        lastLoss = loss
+        if !loss.isFinite { throw IJEPAError.numeric("the loss is not finite (\(loss))") }
+
+        // 5. backward
+        grads.zero(layout.totalCount)
+        let dpn = dPredNorm.ensure(Mt * Dp)
+        linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D)
+        let dlast = dPredLast.ensure(Sp * Tp * Dp)
+        dlast.update(repeating: 0, count: Sp * Tp * Dp)
+        let drows = predRows.ptr   // reuse: forward rows no longer needed after norm backward
+        layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
+                          accumulate: false, ex)
+        // layerNormBackward wrote target-row grads densely into dlast[0..<Mt*Dp]; move them to their rows
+        drows.update(from: dlast, count: Mt * Dp)
+        dlast.update(repeating: 0, count: Mt * Dp)
+        for j in 0..<Sp { (dlast + (j * Tp + Kc) * Dp).update(from: drows + j * Kt * Dp, count: Kt * Dp) }
+        let dxp = predStack.backward(dout: dlast, params: w, grads: g, blocks: PR.blocks, ex)
+        // mask token: Σ over all target rows; context rows: Σ over the npred copies of each context
+        let dmt = g + PR.maskToken
+        let dpeP = dpe.ptr
+        dpeP.update(repeating: 0, count: Mc * Dp)
+        for j in 0..<Sp {
+            let cidx = j % (nenc * B)
+            let src = dxp + j * Tp * Dp, dst = dpeP + cidx * Kc * Dp
+            for i in 0..<(Kc * Dp) { dst[i] += src[i] }
+            for t in 0..<Kt {
+                let row = dxp + (j * Tp + Kc + t) * Dp
+                for i in 0..<Dp { dmt[i] += row[i] }
+            }
+        }
+        let dzP = dz.ensure(Mc * D)
+        linearBackward(dzP, g + PR.embedW, g + PR.embedB, dpeP, z, w + PR.embedW, Mc, D, Dp)
+        let dlastE = dEncLast.ensure(Mc * D)
+        layerNormBackward(dlastE, g + E.normW, g + E.normB, dzP, encLast, ctxMean.ptr, ctxRstd.ptr, w + E.normW,
+                          Mc, D, accumulate: false, ex)
+        let dx0 = encStack.backward(dout: dlastE, params: w, grads: g, blocks: E.blocks, ex)
+        linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D)
+
+        try Self.checkFinite(g, layout.totalCount, "gradients")
+        gradsReady = true
+        return loss
+    }
+
+    /// Patch embed + pos + blocks + final norm over all N patches of each image (no grad).
+    /// Returns `out` [B*N, D].
+    func encodeTokens(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack,
+                      out: FloatBuffer) throws -> FPtr {
+        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec
+        let E = layout.encoder
+        stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
+                      training: false, threads: ex.threads)
+        let cols = colsT.ensure(B * N * P)
+        gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
+                      C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+        let x = stack.input
+        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D)
+        posEmbed.withUnsafeBufferPointer { pe in
+            for b in 0..<B {
+                let xb = x + b * N * D
+                for i in 0..<(N * D) { xb[i] += pe[i] }
+            }
+        }
+        stack.forwardInference(params: w, blocks: E.blocks, ex)
+        let o = out.ensure(B * N * D)
+        layerNormForward(o, nil, nil, x, w + E.normW, w + E.normB, B * N, D, blockLNEps, ex)
+        return o
+    }
+
+    /// Schedules advance, AdamW on encoder + predictor, EMA of the target encoder (official order).
+    /// Consumes the gradients of the last forwardBackward (possibly all-reduced by the caller).
+    public func optimizerStep() throws -> StepStats {
+        guard gradsReady else {
+            throw IJEPAError.state("optimizer_step needs gradients: call forward_backward first (each forward_backward feeds one optimizer step)")
+        }
+        let n = layout.totalCount
+        let g = CFPtr(grads.ptr)
+        var sq = 0.0
+        var i = 0
+        while i < n {
+            let end = min(n, i + 4096)
+            var part = Float(0)
+            for j in i..<end { part += g[j] * g[j] }
+            sq += Double(part)
+            i = end
+        }
+        if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
+        let next = step + 1
+        let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: next, config)
+        let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: next, config)
+        let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: next, config)
+        let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
+        let ex = exec
+        let tensors = layout.tensors
+        ex.forEach(tensors.count) { r in
+            for ti in r {
+                let t = tensors[ti]
+                adamwUpdate(p + t.offset, g + t.offset, mm + t.offset, vv + t.offset, t.count,
+                            lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam)
+            }
+        }
+        // EMA: θ̄ ← m·θ̄ + (1−m)·θ over the encoder
+        let tp = target.ptr, mf = Float(m), omm = Float(1 - m)
+        ex.forEach(layout.encoderCount, grain: 65536) { r in
+            for j in r { tp[j] = tp[j] * mf + omm * p[j] }
+        }
+        step = next
+        gradsReady = false
+        var s = StepStats()
+        s.step = next; s.loss = lastLoss; s.lr = Float(lr); s.weightDecay = Float(wd)
+        s.emaMomentum = Float(m); s.gradNorm = Float(sq.squareRoot())
+        return s
+    }
+
+    /// One full official training step; masks nil = sample from the model's collator.
+    public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil) throws -> StepStats {
+        let mk: MaskSet
+        if let masks { mk = masks } else {
+            if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+            mk = try collator.sample(batch: batch)
+        }
+        try forwardBackward(images: images, batch: batch, masks: mk)
+        return try optimizerStep()
+    }
+
+    /// Encodes full images with the target or context encoder. tokens: [B, N, D] (or nil);
+    /// pooled: [B, D] mean over the N tokens (or nil).
+    public func encode(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind,
+                       tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
+        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        let c = config
+        try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
+        setBLASThreads()
+        let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
+        let out = try encodeTokens(images: images, batch: B, weights: w, stack: targetStack, out: targetFull)
+        let N = c.numPatches, D = c.embedDim
+        if let tokens { tokens.update(from: out, count: B * N * D) }
+        if let pooled {
+            for b in 0..<B {
+                let dst = pooled + b * D
+                var acc = [Double](repeating: 0, count: D)
+                for n in 0..<N {
+                    let row = out + (b * N + n) * D
+                    for i in 0..<D { acc[i] += Double(row[i]) }
+                }
+                for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
+            }
+        }
+    }
+
+    // MARK: views for tests and tools
+
+    /// Copies of the last forward_backward's intermediate tensors: "target_full" [B,N,D],
+    /// "targets" / "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D].
+    public func lastTensor(_ name: String) -> [Float]? {
+        let (B, Kc, Kt) = lastShape
+        let D = config.embedDim, N = config.numPatches
+        let nenc = config.numEncMasks, npred = config.numPredMasks
+        let (buf, n): (FloatBuffer, Int)
+        switch name {
+        case "target_full": (buf, n) = (targetFull, B * N * D)
+        case "targets": (buf, n) = (targets, npred * nenc * B * Kt * D)
+        case "pred_out": (buf, n) = (predOut, npred * nenc * B * Kt * D)
+        case "ctx_out": (buf, n) = (ctxOut, nenc * B * Kc * D)
+        default: return nil
+        }
+        if n == 0 || n > buf.capacity { return nil }
+        return Array(UnsafeBufferPointer(start: buf.ptr, count: n))
+    }
+}

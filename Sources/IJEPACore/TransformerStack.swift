@@ -1,0 +1,149 @@
+/// A stack of pre-norm ViT blocks over S sequences of T tokens of width W, run for training
+/// (every layer's activations kept for backward) or for inference (one layer's scratch reused).
+/// Each block: x = x + proj(attn(norm1(x))); x = x + fc2(gelu(fc1(norm2(x)))). LayerNorm eps 1e-6.
+/// The final norm is not part of the stack: callers apply it to the rows they need.
+struct StackShape: Equatable {
+    var S: Int, T: Int, W: Int, H: Int, hidden: Int, depth: Int
+    var M: Int { S * T }
+}
+
+let blockLNEps: Float = 1e-6
+
+/// Per-layer activations, carved out of one growing buffer (allocated once per shape).
+struct LayerActs {
+    var ln1: FPtr, ln1Mean: FPtr, ln1Rstd: FPtr, qkv: FPtr, probs: FPtr, attn: FPtr, res1: FPtr
+    var ln2: FPtr, ln2Mean: FPtr, ln2Rstd: FPtr, fc1: FPtr, gelu: FPtr, out: FPtr
+}
+
+final class TransformerStack {
+    private let store = FloatBuffer()
+    private let grads = FloatBuffer()
+    private(set) var shape = StackShape(S: 0, T: 0, W: 0, H: 1, hidden: 0, depth: 0)
+    private(set) var layers: [LayerActs] = []
+    /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
+    private(set) var input: FPtr
+    // backward scratch
+    private var dres: FPtr, dln: FPtr, dattn: FPtr, dqkv: FPtr, dfc1: FPtr, dgelu: FPtr, dprobs: FPtr
+
+    init() {
+        let p = store.ptr
+        (input, dres, dln, dattn, dqkv, dfc1, dgelu, dprobs) = (p, p, p, p, p, p, p, p)
+    }
+
+    static func floatsPerLayer(_ s: StackShape) -> Int {
+        s.M * (8 * s.W + 2 * s.hidden + 4) + s.S * s.H * s.T * s.T
+    }
+
+    static func trainingFloats(_ s: StackShape, threads: Int) -> Int {
+        s.M * s.W + s.depth * floatsPerLayer(s)
+            + s.M * (3 * s.W + 3 * s.W + 2 * s.hidden) + threads * s.T * s.T
+    }
+
+    /// Lays out buffers for `shape` (training: `depth` layers kept; inference: one layer reused).
+    func prepare(_ shape: StackShape, training: Bool, threads: Int) {
+        self.shape = shape
+        let M = shape.M, W = shape.W, Hd = shape.hidden
+        let nLayers = training ? shape.depth : 1
+        let per = Self.floatsPerLayer(shape)
+        var p = store.ensure(M * W + nLayers * per)
+        func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
+        input = take(M * W)
+        layers.removeAll(keepingCapacity: true)
+        for _ in 0..<nLayers {
+            layers.append(LayerActs(
+                ln1: take(M * W), ln1Mean: take(M), ln1Rstd: take(M), qkv: take(3 * M * W),
+                probs: take(shape.S * shape.H * shape.T * shape.T), attn: take(M * W), res1: take(M * W),
+                ln2: take(M * W), ln2Mean: take(M), ln2Rstd: take(M), fc1: take(M * Hd), gelu: take(M * Hd),
+                out: take(M * W)))
+        }
+        if training {
+            var q = grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + threads * shape.T * shape.T)
+            func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
+            dres = takeG(M * W); dln = takeG(M * W); dattn = takeG(M * W)
+            dqkv = takeG(3 * M * W); dfc1 = takeG(M * Hd); dgelu = takeG(M * Hd)
+            dprobs = takeG(threads * shape.T * shape.T)
+        }
+    }
+
+    /// Training forward: reads `input`, keeps all activations; returns the last layer's output.
+    @discardableResult
+    func forward(params: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+        let s = shape
+        var x = CFPtr(input)
+        for l in 0..<s.depth {
+            let a = layers[l], o = blocks[l]
+            blockForward(a, x: x, params: params, o, ex)
+            x = CFPtr(a.out)
+        }
+        return s.depth == 0 ? input : layers[s.depth - 1].out
+    }
+
+    private func blockForward(_ a: LayerActs, x: CFPtr, params w: CFPtr, _ o: BlockOffsets, _ ex: Exec) {
+        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W)
+        attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
+        a.res1.update(from: x, count: M * W)
+        linearForwardAccumulate(a.res1, a.attn, w + o.projW, w + o.projB, M, W, W)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd)
+        geluForward(a.gelu, a.fc1, M * Hd, ex)
+        a.out.update(from: a.res1, count: M * W)
+        linearForwardAccumulate(a.out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W)
+    }
+
+    /// Inference forward in place on `input` (one layer of scratch); returns `input`.
+    @discardableResult
+    func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        let a = layers[0], x = input
+        for l in 0..<s.depth {
+            let o = blocks[l]
+            layerNormForward(a.ln1, nil, nil, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+            linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W)
+            attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
+            linearForwardAccumulate(x, a.attn, w + o.projW, w + o.projB, M, W, W)
+            layerNormForward(a.ln2, nil, nil, x, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+            linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd)
+            geluForward(a.gelu, a.fc1, M * Hd, ex)
+            linearForwardAccumulate(x, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W)
+        }
+        return x
+    }
+
+    /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
+    /// gradient of `input` (a scratch pointer valid until the next call). Param grads accumulate.
+    func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        dres.update(from: dout, count: M * W)
+        for l in stride(from: s.depth - 1, through: 0, by: -1) {
+            let a = layers[l], o = blocks[l]
+            let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
+            // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1))))
+            linearBackward(dgelu, g + o.fc2W, g + o.fc2B, dres, a.gelu, w + o.fc2W, M, Hd, W)
+            geluBackward(dfc1, dgelu, a.fc1, M * Hd, ex)
+            linearBackward(dln, g + o.fc1W, g + o.fc1B, dfc1, a.ln2, w + o.fc1W, M, W, Hd)
+            layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
+                              w + o.norm2W, M, W, accumulate: true, ex)
+            // attention branch: res1 = x + proj(attn(ln1(x)))
+            linearBackward(dattn, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W)
+            attentionBackward(dqkv, dprobs, dattn, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
+            linearBackward(dln, g + o.qkvW, g + o.qkvB, dqkv, a.ln1, w + o.qkvW, M, W, 3 * W)
+            layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
+                              w + o.norm1W, M, W, accumulate: true, ex)
+        }
+        return dres
+    }
+}
+
+/// out[M,O] += inp[M,I] · W[O,I]ᵀ + b[O]
+func linearForwardAccumulate(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
+                             _ M: Int, _ I: Int, _ O: Int) {
+    if let bias {
+        for r in 0..<M {
+            let row = out + r * O
+            for c in 0..<O { row[c] += bias[c] }
+        }
+    }
+    sgemm(false, true, M, O, I, 1, inp, I, weight, I, 1, out, O)
+}

@@ -1,0 +1,224 @@
+import XCTest
+@testable import IJEPACore
+
+/// Every kernel: forward against a naive float64 twin, backward against central finite
+/// differences of L = Σ out ⊙ R (R random). float32 kernels, so FD tolerances are loose-ish
+/// (relative L2 ≤ 2e-2 with eps 1e-2) while naive-twin tolerances are tight.
+final class KernelTests: XCTestCase {
+    let ex1 = Exec(threads: 1), ex2 = Exec(threads: 2)
+
+    func testLinearForwardBackward() {
+        var rng = RNG(seed: 1)
+        let M = 5, I = 7, O = 4
+        let x = randomArray(M * I, &rng), w = randomArray(O * I, &rng), b = randomArray(O, &rng)
+        let R = randomArray(M * O, &rng)
+        func fwd(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            let o = HostTensor(zeros: M * O), X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b)
+            linearForward(o.p, X.p, Wt.p, B.p, M, I, O)
+            return o.array
+        }
+        var naive = [Float](repeating: 0, count: M * O)
+        for r in 0..<M { for o in 0..<O {
+            var s = Double(b[o]); for i in 0..<I { s += Double(x[r * I + i]) * Double(w[o * I + i]) }
+            naive[r * O + o] = Float(s)
+        } }
+        assertClose(fwd(x, w, b), naive, atol: 1e-5, rtol: 1e-5, "linear forward")
+        let dX = HostTensor(zeros: M * I), dW = HostTensor(zeros: O * I), dB = HostTensor(zeros: O)
+        let Rt = HostTensor(R), X = HostTensor(x), Wt = HostTensor(w)
+        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O)
+        var xv = x, wv = w, bv = b
+        XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv) { dot(fwd($0, w, b), R) }), 1e-2)
+        XCTAssertLessThan(relativeL2(dW.array, finiteDifference(&wv) { dot(fwd(x, $0, b), R) }), 1e-2)
+        XCTAssertLessThan(relativeL2(dB.array, finiteDifference(&bv) { dot(fwd(x, w, $0), R) }), 1e-2)
+        // accumulation: a second backward doubles parameter grads and (with accumulate) input grads
+        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O, accumulate: true)
+        let dX1 = HostTensor(zeros: M * I), dW1 = HostTensor(zeros: O * I)
+        linearBackward(dX1.p, dW1.p, nil, Rt.p, X.p, Wt.p, M, I, O)
+        assertClose(dX.array, dX1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dX accumulate")
+        assertClose(dW.array, dW1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dW accumulate")
+    }
+
+    func testLayerNormForwardBackward() {
+        var rng = RNG(seed: 2)
+        let M = 6, C = 10
+        let x = randomArray(M * C, &rng, scale: 2).enumerated().map { $0.element + Float($0.offset % 3) }
+        let w = randomArray(C, &rng), b = randomArray(C, &rng), R = randomArray(M * C, &rng)
+        for affine in [true, false] {
+            let eps: Float = affine ? 1e-6 : 1e-5
+            func fwd(_ x: [Float], _ w: [Float], _ b: [Float], ex: Exec) -> [Float] {
+                let o = HostTensor(zeros: M * C), X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b)
+                layerNormForward(o.p, nil, nil, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex)
+                return o.array
+            }
+            var naive = [Float](repeating: 0, count: M * C)
+            for r in 0..<M {
+                let row = (0..<C).map { Double(x[r * C + $0]) }
+                let mu = row.reduce(0, +) / Double(C)
+                let v = row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(C)
+                for i in 0..<C {
+                    let xh = (row[i] - mu) / (v + Double(eps)).squareRoot()
+                    naive[r * C + i] = Float(affine ? xh * Double(w[i]) + Double(b[i]) : xh)
+                }
+            }
+            assertClose(fwd(x, w, b, ex: ex1), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward affine=\(affine)")
+            assertClose(fwd(x, w, b, ex: ex2), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward 2 threads")
+            let mean = HostTensor(zeros: M), rstd = HostTensor(zeros: M), o = HostTensor(zeros: M * C)
+            let X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b), Rt = HostTensor(R)
+            layerNormForward(o.p, mean.p, rstd.p, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex1)
+            let dX = HostTensor(zeros: M * C), dW = HostTensor(zeros: C), dB = HostTensor(zeros: C)
+            layerNormBackward(dX.p, affine ? dW.p : nil, affine ? dB.p : nil, Rt.p, X.p, mean.p, rstd.p,
+                              affine ? Wt.p : nil, M, C, accumulate: false, ex2)
+            var xv = x, wv = w, bv = b
+            XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv, eps: 1e-3) { dot(fwd($0, w, b, ex: ex1), R) }), 2e-2)
+            if affine {
+                XCTAssertLessThan(relativeL2(dW.array, finiteDifference(&wv) { dot(fwd(x, $0, b, ex: ex1), R) }), 1e-2)
+                XCTAssertLessThan(relativeL2(dB.array, finiteDifference(&bv) { dot(fwd(x, w, $0, ex: ex1), R) }), 1e-2)
+            }
+        }
+    }
+
+    func testGELUExactForwardBackward() {
+        var rng = RNG(seed: 3)
+        let n = 200
+        let x = randomArray(n, &rng, scale: 3), R = randomArray(n, &rng)
+        func fwd(_ x: [Float]) -> [Float] {
+            let o = HostTensor(zeros: n), X = HostTensor(x)
+            geluForward(o.p, X.p, n, ex2)
+            return o.array
+        }
+        let naive = x.map { Float(0.5 * Double($0) * (1 + erf(Double($0) / 2.0.squareRoot()))) }
+        assertClose(fwd(x), naive, atol: 1e-6, rtol: 1e-5, "gelu forward (exact erf)")
+        // not the tanh approximation: the two differ by ~1e-4 at x = 2
+        let tanhApprox = Float(0.5 * 2 * (1 + tanh(0.7978845608 * (2 + 0.044715 * 8))))
+        XCTAssertGreaterThan(abs(fwd([2])[0] - tanhApprox), 5e-5)
+        let dX = HostTensor(zeros: n), X = HostTensor(x), Rt = HostTensor(R)
+        geluBackward(dX.p, Rt.p, X.p, n, ex2)
+        var xv = x
+        XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv, eps: 1e-3) { dot(fwd($0), R) }), 1e-2)
+    }
+
+    /// Naive attention in float64: per sequence and head, softmax(q·kᵀ/√hd)·v.
+    func naiveAttention(_ qkv: [Float], S: Int, T: Int, W: Int, H: Int) -> [Float] {
+        let hd = W / H
+        var out = [Float](repeating: 0, count: S * T * W)
+        for s in 0..<S { for h in 0..<H { for i in 0..<T {
+            var sc = [Double](repeating: 0, count: T)
+            for j in 0..<T {
+                var d = 0.0
+                for e in 0..<hd { d += Double(qkv[(s * T + i) * 3 * W + h * hd + e]) * Double(qkv[(s * T + j) * 3 * W + W + h * hd + e]) }
+                sc[j] = d / Double(hd).squareRoot()
+            }
+            let mx = sc.max()!
+            let ex = sc.map { exp($0 - mx) }
+            let z = ex.reduce(0, +)
+            for e in 0..<hd {
+                var acc = 0.0
+                for j in 0..<T { acc += ex[j] / z * Double(qkv[(s * T + j) * 3 * W + 2 * W + h * hd + e]) }
+                out[(s * T + i) * W + h * hd + e] = Float(acc)
+            }
+        } } }
+        return out
+    }
+
+    func testAttentionForwardBackward() {
+        var rng = RNG(seed: 4)
+        let S = 3, T = 5, W = 8, H = 2
+        let qkv = randomArray(S * T * 3 * W, &rng), R = randomArray(S * T * W, &rng)
+        func fwd(_ q: [Float], ex: Exec) -> [Float] {
+            let o = HostTensor(zeros: S * T * W), P = HostTensor(zeros: S * H * T * T), Q = HostTensor(q)
+            attentionForward(o.p, P.p, Q.p, S, T, W, H, ex)
+            return o.array
+        }
+        let naive = naiveAttention(qkv, S: S, T: T, W: W, H: H)
+        assertClose(fwd(qkv, ex: ex1), naive, atol: 1e-5, rtol: 1e-5, "attention forward")
+        assertClose(fwd(qkv, ex: ex2), naive, atol: 1e-5, rtol: 1e-5, "attention forward, 2 threads")
+        let o = HostTensor(zeros: S * T * W), P = HostTensor(zeros: S * H * T * T), Q = HostTensor(qkv)
+        attentionForward(o.p, P.p, Q.p, S, T, W, H, ex2)
+        let dQ = HostTensor(zeros: S * T * 3 * W), scratch = HostTensor(zeros: 2 * T * T), Rt = HostTensor(R)
+        attentionBackward(dQ.p, scratch.p, Rt.p, Q.p, P.p, S, T, W, H, ex2)
+        var qv = qkv
+        XCTAssertLessThan(relativeL2(dQ.array, finiteDifference(&qv, eps: 1e-2) { dot(fwd($0, ex: ex1), R) }), 1e-2)
+    }
+
+    func testSoftmaxRowsStableForLargeInputs() {
+        let x = HostTensor([1000, 1001, 1002, -1000, 0, 1000])
+        softmaxRows(x.p, 2, 3)
+        let a = x.array
+        XCTAssertEqual(a[0] + a[1] + a[2], 1, accuracy: 1e-6)
+        XCTAssertEqual(a[5], 1, accuracy: 1e-6)
+        XCTAssert(a.allSatisfy { $0.isFinite })
+    }
+
+    func testPatchGatherMatchesConvUnfold() {
+        var rng = RNG(seed: 5)
+        let B = 2, C = 3, S = 8, p = 4, G = S / p
+        let img = randomArray(B * C * S * S, &rng)
+        let N = G * G, P = C * p * p
+        let cols = HostTensor(zeros: B * N * P), I = HostTensor(img)
+        gatherPatches(cols.p, I.p, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
+                      C: C, imageSize: S, patch: p)
+        // conv weight [D, C, p, p] applied to patch n must equal the dot product with its row
+        let D = 3
+        let w = randomArray(D * P, &rng)
+        for b in 0..<B { for n in 0..<N { for d in 0..<D {
+            var conv = 0.0
+            for c in 0..<C { for ky in 0..<p { for kx in 0..<p {
+                let y = (n / G) * p + ky, x = (n % G) * p + kx
+                conv += Double(w[d * P + c * p * p + ky * p + kx]) * Double(img[((b * C + c) * S + y) * S + x])
+            } } }
+            let row = (b * N + n) * P
+            var mm = 0.0
+            for k in 0..<P { mm += Double(w[d * P + k]) * Double(cols.array[row + k]) }
+            XCTAssertEqual(conv, mm, accuracy: 1e-9)
+        } } }
+    }
+
+    func testSmoothL1ValueAndGradient() {
+        var rng = RNG(seed: 6)
+        let n = 50
+        let a = randomArray(n, &rng, scale: 1.5), b = randomArray(n, &rng)
+        let naive = zip(a, b).map { x, y -> Double in
+            let d = Double(x - y); return abs(d) < 1 ? 0.5 * d * d : abs(d) - 0.5
+        }.reduce(0, +) / Double(n)
+        let A = HostTensor(a), Bt = HostTensor(b), dA = HostTensor(zeros: n)
+        XCTAssertEqual(smoothL1(A.p, Bt.p, n, dA.p), naive, accuracy: 1e-6)
+        var av = a
+        let fd = finiteDifference(&av, eps: 1e-3) { x in
+            let X = HostTensor(x); return smoothL1(X.p, Bt.p, n, nil)
+        }
+        XCTAssertLessThan(relativeL2(dA.array, fd), 1e-2)
+    }
+
+    func testAdamWMatchesReferenceFormula() {
+        // Two steps of AdamW on 3 numbers against the torch formula evaluated in float64.
+        var p: [Float] = [0.5, -0.25, 1.0], m = [Float](repeating: 0, count: 3), v = m
+        let grads: [[Float]] = [[0.1, -0.2, 1e-3], [0.05, 0.3, -2e-3]]
+        var pd = p.map(Double.init), md = [0.0, 0, 0], vd = [0.0, 0, 0]
+        let lr = 1e-2, wd = 0.1
+        for (k, g) in grads.enumerated() {
+            let P = HostTensor(p), G = HostTensor(g), Mm = HostTensor(m), V = HostTensor(v)
+            adamwUpdate(P.p, G.p, Mm.p, V.p, 3, lr: lr, weightDecay: wd, step: Int64(k + 1), AdamWHyper())
+            p = P.array; m = Mm.array; v = V.array
+            for i in 0..<3 {
+                pd[i] *= 1 - lr * wd
+                md[i] = 0.9 * md[i] + 0.1 * Double(g[i])
+                vd[i] = 0.999 * vd[i] + 0.001 * Double(g[i]) * Double(g[i])
+                let mh = md[i] / (1 - pow(0.9, Double(k + 1))), vh = vd[i] / (1 - pow(0.999, Double(k + 1)))
+                pd[i] -= lr * mh / (vh.squareRoot() + 1e-8)
+            }
+        }
+        assertClose(p, pd.map(Float.init), atol: 1e-6, rtol: 1e-6, "adamw")
+    }
+
+    func testSinCosPositionTableLayout() {
+        let D = 8, G = 3
+        let t = sinCosPosEmbed2D(dim: D, grid: G)
+        // entry (row 2, col 1): first D/2 dims encode the column, last D/2 the row
+        let base = (2 * G + 1) * D
+        XCTAssertEqual(t[base + 0], Float(sin(1.0)), accuracy: 1e-7)          // sin(col·ω0)
+        XCTAssertEqual(t[base + 2], Float(cos(1.0)), accuracy: 1e-7)          // cos(col·ω0)
+        XCTAssertEqual(t[base + 1], Float(sin(1.0 / 100)), accuracy: 1e-7)    // ω1 = 10000^(-1/2)
+        XCTAssertEqual(t[base + 4], Float(sin(2.0)), accuracy: 1e-7)          // sin(row·ω0)
+        XCTAssertEqual(t[base + 7], Float(cos(2.0 / 100)), accuracy: 1e-7)
+    }
+}
