@@ -1,30 +1,80 @@
 # ijepa — I-JEPA as an embeddable C-ABI library written in Swift.
-#   make test    install what is missing, build, run every test
-#   make deps    install system packages (libopenblas-dev, pkg-config) when missing
+#
+#   make              build the distribution library build/lib/libijepa.so (static Swift runtime)
+#   make test         install what is missing, build, run every test (Swift, C)
+#   make install      install header, library and pkg-config file (PREFIX, DESTDIR)
+#   make examples     build the C examples against the staged install (build/stage)
+#   make deps         install system packages (libopenblas-dev, pkg-config) when missing
+#
+# Speed flags live here, not in Package.swift, so the package stays usable as a dependency.
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
 PYTHON ?= python3
+CC ?= cc
 
-.PHONY: all deps test swift-test clean
+VERSION := 0.1.0
+ABI := 1
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD := build
+STAGE := $(CURDIR)/$(BUILD)/stage
+# Baseline x86-64 has no AVX; haswell (AVX2, FMA) runs on every x86-64 machine of the last decade.
+TARGET_CPU ?= haswell
+SWIFT_SPEED := -Xswiftc -target-cpu -Xswiftc $(TARGET_CPU)
+DIST_FLAGS := -c release --scratch-path .build-dist $(SWIFT_SPEED) -Xswiftc -static-stdlib \
+  -Xlinker -soname=libijepa.so.$(ABI) -Xlinker --version-script=$(CURDIR)/ijepa.map
+LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
+SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 
-all: deps
-	$(SWIFT) build -c release
+.PHONY: all lib deps test swift-test c-test install stage examples clean
+
+all: lib
+
+lib: $(LIB)
+
+$(LIB): $(SOURCES)
+	$(SWIFT) build $(DIST_FLAGS) --product ijepa
+	@mkdir -p $(BUILD)/lib
+	cp .build-dist/release/libijepa.so $@
+	ln -sf libijepa.so.$(VERSION) $(BUILD)/lib/libijepa.so.$(ABI)
+	ln -sf libijepa.so.$(ABI) $(BUILD)/lib/libijepa.so
 
 # System packages, installed only when missing (needs root or sudo, as on CI).
 deps:
-	@if ! pkg-config --exists openblas 2>/dev/null; then \
-	  echo "== installing libopenblas-dev pkg-config"; \
+	@if ! pkg-config --exists openblas 2>/dev/null || ! command -v cc >/dev/null; then \
+	  echo "== installing libopenblas-dev pkg-config gcc"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev pkg-config; \
+	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev pkg-config gcc; \
 	fi
 
-test: deps swift-test
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/ijepa.h $(DESTDIR)$(PREFIX)/include/ijepa.h
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libijepa.so.$(VERSION)
+	ln -sf libijepa.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libijepa.so.$(ABI)
+	ln -sf libijepa.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libijepa.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ijepa.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ijepa.pc
 
+# A private install that the C tests and examples build against, exactly as users do.
+stage: lib
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
+
+test: deps swift-test c-test
+
+SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
 swift-test:
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) build --build-tests $(SWIFT_TEST_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)
+
+c-test: stage
+	$(MAKE) --no-print-directory -C tests/c STAGE=$(STAGE) run
+
+examples: stage
+	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE)
 
 clean:
-	rm -rf .build build
+	rm -rf .build .build-dist $(BUILD)
+	-$(MAKE) -C tests/c clean
+	-$(MAKE) -C examples clean

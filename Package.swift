@@ -6,6 +6,9 @@ let package = Package(
     products: [
         // The engine, for Swift packages that want the model directly.
         .library(name: "IJEPACore", targets: ["IJEPACore"]),
+        // The C ABI (include/ijepa.h) as a shared library: libijepa.so. The Makefile builds the
+        // distribution copy (static Swift runtime, SONAME, exported symbols limited to ijepa_*).
+        .library(name: "ijepa", type: .dynamic, targets: ["IJEPACAPI"]),
     ],
     targets: [
         // OpenBLAS (Debian: libopenblas-dev), found through pkg-config.
@@ -18,10 +21,20 @@ let package = Package(
             name: "IJEPACore",
             dependencies: ["COpenBLAS"]
         ),
+        // The hand-written header as a C module, so the Swift side implements it with
+        // @c @implementation and the compiler checks every signature against it.
+        .target(
+            name: "CIJEPA",
+            path: "include",
+            publicHeadersPath: "."
+        ),
+        .target(
+            name: "IJEPACAPI",
+            dependencies: ["IJEPACore", "CIJEPA"]
+        ),
         .testTarget(
             name: "IJEPACoreTests",
-            dependencies: ["IJEPACore"],
-            exclude: []
+            dependencies: ["IJEPACore"]
         ),
     ]
 )

@@ -307,6 +307,7 @@ public struct MaskCollator: Sendable {
                     if timeout == 0 {
                         tries += 1
                         timeout = Self.triesPerLevel
+                        Log.emit(.warn, "Valid mask not found, decreasing acceptable-regions [\(tries)]")
                     }
                 }
             }

@@ -1,0 +1,281 @@
+import CIJEPA
+import Glibc
+import IJEPACore
+import Synchronization
+
+// The model handle and every entry point that takes one. Each function validates its
+// arguments, converts, and calls the engine; the engine never sees a raw C struct.
+
+/// What an ijepa_model* points to: the engine model plus C strings for its tensor names.
+final class ModelBox {
+    let model: Model
+    /// [PARAMS-layout names, TARGET names], strdup'd once, freed with the box.
+    let names: [[UnsafeMutablePointer<CChar>]]
+
+    init(_ model: Model) {
+        self.model = model
+        names = [model.layout.tensors.map { strdup($0.name)! }, model.layout.targetTensors.map { strdup($0.name)! }]
+    }
+
+    deinit { for list in names { for p in list { free(p) } } }
+}
+
+/// Addresses of live handles: a freed (or never created) handle is an error, not a crash.
+let liveModels = Mutex<Set<UInt>>([])
+
+func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox {
+    guard let p else { throw invalid("\(arg) is NULL") }
+    let key = UInt(bitPattern: p)
+    guard liveModels.withLock({ $0.contains(key) }) else {
+        throw invalid("\(arg) is not a live model (already freed, or not from ijepa_model_create)")
+    }
+    return Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+}
+
+let maxBatch = 1 << 20
+
+func checkBatch(_ batch: Int32) throws -> Int {
+    if batch < 1 || Int(batch) > maxBatch { throw invalid("batch must be in 1...\(maxBatch), got \(batch)") }
+    return Int(batch)
+}
+
+func checkImages(_ images: UnsafePointer<Float>?, _ m: Model, _ batch: Int) throws -> UnsafePointer<Float> {
+    guard let images else { throw invalid("images is NULL") }
+    let c = m.config
+    let (n, o) = (batch * c.inChans).multipliedReportingOverflow(by: c.imageSize * c.imageSize)
+    if o || n > Int(Int32.max) * 4 { throw IJEPAError.shape("batch \(batch) of \(c.inChans)x\(c.imageSize)x\(c.imageSize) images is too large") }
+    return images
+}
+
+/// Copies and validates caller masks (NULL → sample from the model's collator).
+func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throws -> MaskSet {
+    guard let mp else { return try m.sampleMasks(batch: batch) }
+    let k = mp.pointee
+    let N = m.config.numPatches
+    if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
+    if Int(k.num_enc) != m.config.numEncMasks {
+        throw IJEPAError.shape("masks->num_enc (\(k.num_enc)) differs from the model's num_enc_masks (\(m.config.numEncMasks))")
+    }
+    if Int(k.num_pred) != m.config.numPredMasks {
+        throw IJEPAError.shape("masks->num_pred (\(k.num_pred)) differs from the model's num_pred_masks (\(m.config.numPredMasks))")
+    }
+    if k.k_enc < 1 || Int(k.k_enc) > N { throw IJEPAError.shape("masks->k_enc must be in 1...\(N), got \(k.k_enc)") }
+    if k.k_pred < 1 || Int(k.k_pred) > N { throw IJEPAError.shape("masks->k_pred must be in 1...\(N), got \(k.k_pred)") }
+    guard let enc = k.enc else { throw invalid("masks->enc is NULL") }
+    guard let pred = k.pred else { throw invalid("masks->pred is NULL") }
+    let ne = Int(k.num_enc) * batch * Int(k.k_enc), np = Int(k.num_pred) * batch * Int(k.k_pred)
+    let set = MaskSet(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc), numPred: Int(k.num_pred),
+                      kPred: Int(k.k_pred), enc: Array(UnsafeBufferPointer(start: enc, count: ne)),
+                      pred: Array(UnsafeBufferPointer(start: pred, count: np)))
+    try set.validate(numPatches: N)
+    return set
+}
+
+func writeStats(_ s: StepStats, _ out: UnsafeMutablePointer<ijepa_step_stats>?) {
+    guard let out else { return }
+    out.pointee = ijepa_step_stats(step: s.step, loss: s.loss, lr: s.lr, weight_decay: s.weightDecay,
+                                   ema_momentum: s.emaMomentum, grad_norm: s.gradNorm)
+}
+
+// MARK: lifecycle
+
+@c @implementation
+public func ijepa_model_create(_ cfg: UnsafePointer<ijepa_config>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        guard let out else { throw invalid("out is NULL") }
+        let c = try swiftConfig(cfg)
+        let b = ModelBox(try Model(config: c))
+        let p = Unmanaged.passRetained(b).toOpaque()
+        liveModels.withLock { _ = $0.insert(UInt(bitPattern: p)) }
+        out.pointee = OpaquePointer(p)
+    }
+}
+
+@c @implementation
+public func ijepa_model_free(_ m: OpaquePointer?) {
+    guard let m else { return }
+    let key = UInt(bitPattern: m)
+    let wasLive = liveModels.withLock { $0.remove(key) != nil }
+    if wasLive { Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(m)).release() }
+}
+
+@c @implementation
+public func ijepa_model_get_config(_ m: OpaquePointer?, _ out: UnsafeMutablePointer<ijepa_config>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        guard let out else { throw invalid("out is NULL") }
+        out.pointee = cConfig(b.model.config)
+    }
+}
+
+@c @implementation
+public func ijepa_model_set_n_threads(_ m: OpaquePointer?, _ n_threads: Int32) -> Int32 {
+    guarded {
+        let b = try box(m)
+        if n_threads > 1024 { throw invalid("n_threads must be <= 1024, got \(n_threads)") }
+        b.model.nThreads = Int(n_threads)
+    }
+}
+
+@c @implementation
+public func ijepa_model_num_patches(_ m: OpaquePointer?) -> Int32 {
+    var r: Int32 = -1
+    _ = guarded { r = Int32(try box(m).model.config.numPatches) }
+    return r
+}
+
+@c @implementation
+public func ijepa_model_embed_dim(_ m: OpaquePointer?) -> Int32 {
+    var r: Int32 = -1
+    _ = guarded { r = Int32(try box(m).model.config.embedDim) }
+    return r
+}
+
+// MARK: masks
+
+@c @implementation
+public func ijepa_masks_sample(_ m: OpaquePointer?, _ batch: Int32, _ out: UnsafeMutablePointer<ijepa_masks>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        guard let out else { throw invalid("out is NULL") }
+        let B = try checkBatch(batch)
+        let s = try b.model.sampleMasks(batch: B)
+        guard let enc = malloc(max(1, s.enc.count) * 4)?.assumingMemoryBound(to: Int32.self),
+              let pred = malloc(max(1, s.pred.count) * 4)?.assumingMemoryBound(to: Int32.self)
+        else { throw IJEPAError.outOfMemory("cannot allocate the mask arrays") }
+        enc.update(from: s.enc, count: s.enc.count)
+        pred.update(from: s.pred, count: s.pred.count)
+        out.pointee = ijepa_masks(batch: Int32(s.batch), num_enc: Int32(s.numEnc), k_enc: Int32(s.kEnc),
+                                  num_pred: Int32(s.numPred), k_pred: Int32(s.kPred), enc: enc, pred: pred)
+    }
+}
+
+@c @implementation
+public func ijepa_masks_free(_ masks: UnsafeMutablePointer<ijepa_masks>?) {
+    guard let masks else { return }
+    free(masks.pointee.enc)
+    free(masks.pointee.pred)
+    masks.pointee = ijepa_masks()
+}
+
+// MARK: training
+
+@c @implementation
+public func ijepa_train_step(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                             _ masks: UnsafePointer<ijepa_masks>?, _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try masksFromC(masks, b.model, batch: B)
+        let s = try b.model.trainStep(images: img, batch: B, masks: mk)
+        writeStats(s, stats)
+    }
+}
+
+@c @implementation
+public func ijepa_forward_backward(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                   _ masks: UnsafePointer<ijepa_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try masksFromC(masks, b.model, batch: B)
+        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
+        loss?.pointee = l
+    }
+}
+
+@c @implementation
+public func ijepa_optimizer_step(_ m: OpaquePointer?, _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        writeStats(try b.model.optimizerStep(), stats)
+    }
+}
+
+@c @implementation
+public func ijepa_set_schedule_override(_ m: OpaquePointer?, _ lr: Float, _ weight_decay: Float, _ ema_momentum: Float) -> Int32 {
+    guarded {
+        let b = try box(m)
+        for (v, n) in [(lr, "lr"), (weight_decay, "weight_decay"), (ema_momentum, "ema_momentum")] where v.isNaN || v.isInfinite {
+            throw invalid("\(n) must be finite (negative = use the schedule), got \(v)")
+        }
+        if ema_momentum > 1 { throw invalid("ema_momentum must be <= 1, got \(ema_momentum)") }
+        b.model.overrideLR = lr
+        b.model.overrideWD = weight_decay
+        b.model.overrideEMA = ema_momentum
+    }
+}
+
+// MARK: buffers
+
+func checkWhich(_ which: Int32) throws {
+    if which < 0 || which > 4 { throw invalid("which must be one of IJEPA_BUF_PARAMS..IJEPA_BUF_ADAM_V (0..4), got \(which)") }
+}
+
+@c @implementation
+public func ijepa_model_buffer(_ m: OpaquePointer?, _ which: Int32, _ n_floats: UnsafeMutablePointer<Int>?) -> UnsafeMutablePointer<Float>? {
+    var result: UnsafeMutablePointer<Float>? = nil
+    _ = guarded {
+        let b = try box(m)
+        try checkWhich(which)
+        let mdl = b.model
+        let (buf, n): (FloatBuffer, Int)
+        switch which {
+        case 0: (buf, n) = (mdl.params, mdl.layout.totalCount)
+        case 1: (buf, n) = (mdl.grads, mdl.layout.totalCount)
+        case 2: (buf, n) = (mdl.target, mdl.layout.encoderCount)
+        case 3: (buf, n) = (mdl.adamM, mdl.layout.totalCount)
+        default: (buf, n) = (mdl.adamV, mdl.layout.totalCount)
+        }
+        n_floats?.pointee = n
+        result = buf.ptr
+    }
+    return result
+}
+
+@c @implementation
+public func ijepa_model_num_tensors(_ m: OpaquePointer?, _ which: Int32) -> Int32 {
+    var r: Int32 = -1
+    _ = guarded {
+        let b = try box(m)
+        try checkWhich(which)
+        r = Int32(which == 2 ? b.names[1].count : b.names[0].count)
+    }
+    return r
+}
+
+@c @implementation
+public func ijepa_model_tensor_info(_ m: OpaquePointer?, _ which: Int32, _ index: Int32, _ out: UnsafeMutablePointer<ijepa_tensor_info>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        try checkWhich(which)
+        guard let out else { throw invalid("out is NULL") }
+        let list = which == 2 ? b.model.layout.targetTensors : b.model.layout.tensors
+        let names = which == 2 ? b.names[1] : b.names[0]
+        if index < 0 || Int(index) >= list.count { throw invalid("index must be in 0..<\(list.count), got \(index)") }
+        let t = list[Int(index)]
+        var shape: [Int64] = t.shape.map(Int64.init)
+        while shape.count < 4 { shape.append(1) }
+        out.pointee = ijepa_tensor_info(name: UnsafePointer(names[Int(index)]), ndim: Int32(t.shape.count),
+                                        shape: (shape[0], shape[1], shape[2], shape[3]), offset: t.offset)
+    }
+}
+
+// MARK: inference
+
+@c @implementation
+public func ijepa_encode(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32, _ which_encoder: Int32,
+                         _ tokens: UnsafeMutablePointer<Float>?, _ pooled: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        guard let kind = EncoderKind(rawValue: Int(which_encoder)) else {
+            throw invalid("which_encoder must be IJEPA_TARGET_ENCODER (0) or IJEPA_CONTEXT_ENCODER (1), got \(which_encoder)")
+        }
+        if tokens == nil && pooled == nil { throw invalid("tokens and pooled are both NULL: nothing to write") }
+        try b.model.encode(images: img, batch: B, encoder: kind, tokens: tokens, pooled: pooled)
+    }
+}

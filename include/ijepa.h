@@ -1,0 +1,191 @@
+/*
+ * ijepa.h — I-JEPA (Assran et al., 2023) training and inference as a C library.
+ *
+ * This header is hand-written and is the single source of truth for the C ABI of libijepa;
+ * the Swift implementation is checked against it by the compiler.
+ *
+ * Conventions
+ *   Status      Every function that can fail returns an int status: IJEPA_OK (0) or a negative
+ *               IJEPA_ERR_* code. On failure ijepa_last_error() describes what was wrong (it
+ *               names the offending argument) and outputs are left untouched unless stated.
+ *               No input, however bad, crashes the host process.
+ *   Errors      ijepa_last_error() is per thread: a failure on one thread never overwrites the
+ *               message another thread is reading. It stays valid until the next failing call
+ *               on the same thread. Successful calls do not clear it.
+ *   Ownership   Inputs are borrowed for the duration of the call and never retained. Outputs go
+ *               to caller-allocated buffers, except objects created by ijepa_*_create/_sample,
+ *               which the caller releases with the matching ijepa_*_free. Pointers returned by
+ *               ijepa_model_buffer and tensor names live as long as the model.
+ *   Threads     A model may be used by one thread at a time (calls on one model must not
+ *               overlap). Distinct models are fully independent and may be used from different
+ *               threads concurrently. Functions without a model argument are thread-safe.
+ *               Matrix products use OpenBLAS, whose thread count is process-wide: each call
+ *               sets it to the calling model's n_threads.
+ *   Layouts     Images are float32 NCHW [batch][in_chans][image_size][image_size], already
+ *               normalized. Patch index n = row * grid + col, grid = image_size / patch_size.
+ *   Numbers     All parameters, gradients, optimizer state and activations are float32.
+ *   Versioning  IJEPA_ABI_VERSION changes only on incompatible changes. Structs begin with
+ *               struct_size (where present) and fields are only ever appended.
+ */
+#ifndef IJEPA_H
+#define IJEPA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IJEPA_ABI_VERSION 1
+
+/* Library version "MAJOR.MINOR.PATCH"; static storage, never NULL. */
+const char *ijepa_version(void);
+/* IJEPA_ABI_VERSION of the loaded library: compare with the header's to detect a mismatch. */
+uint32_t ijepa_abi_version(void);
+
+/* ---- status codes -------------------------------------------------------------------- */
+enum {
+    IJEPA_OK = 0,
+    IJEPA_ERR_INVALID_ARGUMENT = -1, /* NULL pointer, out-of-range value, bad config field   */
+    IJEPA_ERR_SHAPE = -2,            /* sizes that do not fit together (batch, mask lengths) */
+    IJEPA_ERR_OUT_OF_MEMORY = -3,    /* allocation refused or larger than the machine        */
+    IJEPA_ERR_IO = -4,               /* file could not be read or written                    */
+    IJEPA_ERR_FORMAT = -5,           /* file is not a valid checkpoint                       */
+    IJEPA_ERR_STATE = -6,            /* call out of order (e.g. optimizer step without grads) */
+    IJEPA_ERR_NUMERIC = -7,          /* NaN/Inf in inputs, loss or gradients; nothing updated */
+    IJEPA_ERR_INTERNAL = -8          /* a bug in the library: please report it               */
+};
+
+/* Short English name of a status ("ok", "invalid argument", ...); static, never NULL. */
+const char *ijepa_status_string(int status);
+/* This thread's last failure detail, "" if none. Valid until the thread's next failure. */
+const char *ijepa_last_error(void);
+
+/* ---- configuration ------------------------------------------------------------------- */
+typedef struct ijepa_config {
+    uint32_t struct_size;                 /* set by ijepa_config_default / _preset           */
+    int32_t  image_size, patch_size, in_chans;
+    int32_t  embed_dim, depth, num_heads;
+    float    mlp_ratio;
+    int32_t  pred_embed_dim, pred_depth, pred_num_heads;   /* pred_num_heads 0 = num_heads    */
+    int32_t  num_enc_masks, num_pred_masks, min_keep, allow_overlap, full_grid;
+    float    enc_mask_scale[2], pred_mask_scale[2], aspect_ratio[2];
+    float    start_lr, lr, final_lr, weight_decay, final_weight_decay, ema_start, ema_end;
+    int64_t  warmup_steps, total_steps;
+    uint64_t seed;
+    int32_t  n_threads;                   /* <= 0: all cores                                  */
+} ijepa_config;
+
+/* The official recipe's defaults on a vit_tiny-sized model (224 px, patch 16, 192 x 12,
+ * predictor 384 x 6, masks enc 0.85-1.0 / pred 0.15-0.2 / aspect 0.75-1.5, 1 context and
+ * 4 targets, min_keep 10, lr 2e-4 -> 1e-3 -> 1e-6, wd 0.04 -> 0.4, EMA 0.996 -> 1.0). */
+ijepa_config ijepa_config_default(void);
+/* Fills *out with a named preset: "vit_tiny", "vit_small", "vit_base", "vit_large",
+ * "vit_huge", "vit_giant", "fmnist_tiny", "tiny32". IJEPA_ERR_INVALID_ARGUMENT for others. */
+int ijepa_config_preset(const char *name, ijepa_config *out);
+
+/* ---- model --------------------------------------------------------------------------- */
+typedef struct ijepa_model ijepa_model;
+
+/* Creates a model (context encoder, predictor, target encoder = copy of the encoder, AdamW
+ * state) initialized as the official training path does, from cfg->seed. cfg is copied.
+ * cfg->struct_size must be at least the size of the first release of ijepa_config.
+ * On success *out owns the model; release it with ijepa_model_free. */
+int  ijepa_model_create(const ijepa_config *cfg, ijepa_model **out);
+/* Releases a model and everything it owns. NULL is a no-op. */
+void ijepa_model_free(ijepa_model *m);
+/* Copies the model's config into *out (out->struct_size is set). */
+int  ijepa_model_get_config(const ijepa_model *m, ijepa_config *out);
+/* Threads used by this model's kernels; <= 0 means all cores. */
+int  ijepa_model_set_n_threads(ijepa_model *m, int32_t n_threads);
+/* Patches per image (grid * grid) and encoder width; -1 if m is NULL. */
+int32_t ijepa_model_num_patches(const ijepa_model *m);
+int32_t ijepa_model_embed_dim(const ijepa_model *m);
+
+/* ---- masks --------------------------------------------------------------------------- */
+typedef struct ijepa_masks {              /* patch indices n = row*grid + col                 */
+    int32_t batch, num_enc, k_enc, num_pred, k_pred;
+    int32_t *enc;                         /* [num_enc][batch][k_enc]                          */
+    int32_t *pred;                        /* [num_pred][batch][k_pred]                        */
+} ijepa_masks;
+
+/* Samples one batch of masks with the official multi-block collator semantics from the
+ * model's own seeded generator (advances it). The library allocates enc and pred; release
+ * them with ijepa_masks_free. Masks passed to the library are validated: equal lengths,
+ * indices in 0..num_patches-1, no index repeated within one mask. */
+int  ijepa_masks_sample(ijepa_model *m, int32_t batch, ijepa_masks *out);
+/* Frees what ijepa_masks_sample allocated and zeroes the struct. NULL is a no-op.
+ * Do not call it on masks whose arrays you allocated yourself. */
+void ijepa_masks_free(ijepa_masks *masks);
+
+/* ---- training ------------------------------------------------------------------------ */
+typedef struct ijepa_step_stats {
+    int64_t step;                         /* optimizer steps taken, after this one            */
+    float   loss, lr, weight_decay, ema_momentum, grad_norm;
+} ijepa_step_stats;
+
+/* One official training step: lr/wd/EMA schedules advance, target encoder on the full images,
+ * context encoder and predictor, smooth-L1 loss, backward, AdamW, EMA update.
+ * images: float32 NCHW, batch*in_chans*image_size*image_size, already normalized.
+ * masks NULL: sampled from the model's own seeded mask generator.
+ * IJEPA_ERR_NUMERIC (NaN/Inf images, loss or gradients) leaves parameters, optimizer state,
+ * target encoder and step counter exactly as they were. */
+int ijepa_train_step(ijepa_model *m, const float *images, int32_t batch,
+                     const ijepa_masks *masks, ijepa_step_stats *stats /* may be NULL */);
+/* The first half of a step: forward and backward; overwrites the gradient buffer
+ * (IJEPA_BUF_GRADS). Between this and ijepa_optimizer_step a caller may all-reduce the
+ * gradients (data parallelism). masks NULL: sampled as in ijepa_train_step. */
+int ijepa_forward_backward(ijepa_model *m, const float *images, int32_t batch,
+                           const ijepa_masks *masks, float *loss /* may be NULL */);
+/* The second half: schedules advance, AdamW with the current gradients, EMA update.
+ * IJEPA_ERR_STATE if no forward_backward preceded it since the last optimizer step. */
+int ijepa_optimizer_step(ijepa_model *m, ijepa_step_stats *stats /* may be NULL */);
+/* Overrides lr, weight decay and EMA momentum for the following steps; a negative value
+ * returns that quantity to its schedule. */
+int ijepa_set_schedule_override(ijepa_model *m, float lr, float weight_decay, float ema_momentum);
+
+/* ---- parameters as flat buffers ------------------------------------------------------ */
+enum { IJEPA_BUF_PARAMS = 0, IJEPA_BUF_GRADS = 1, IJEPA_BUF_TARGET = 2,
+       IJEPA_BUF_ADAM_M = 3, IJEPA_BUF_ADAM_V = 4 };
+
+typedef struct ijepa_tensor_info {
+    const char *name;                     /* official state_dict name with a prefix; lives with the model */
+    int32_t     ndim;
+    int64_t     shape[4];                 /* unused trailing dims are 1                       */
+    size_t      offset;                   /* in floats, from the start of the buffer          */
+} ijepa_tensor_info;
+
+/* Borrowed pointer to one of the model's flat float32 buffers (which = IJEPA_BUF_*); it lives
+ * as long as the model and never moves. *n_floats (if not NULL) receives its length. Writing
+ * into PARAMS or TARGET is how a caller sets weights. NULL on a bad argument (see
+ * ijepa_last_error). PARAMS, GRADS, ADAM_M and ADAM_V share one layout ("encoder.<key>" then
+ * "predictor.<key>"); TARGET holds "target_encoder.<key>". Fixed position tables are not
+ * trainable and are not in the buffers. */
+float  *ijepa_model_buffer(ijepa_model *m, int which, size_t *n_floats);
+/* Number of named tensors in a buffer; -1 on a bad argument. */
+int32_t ijepa_model_num_tensors(const ijepa_model *m, int which);
+/* Describes tensor `index` (0 .. num_tensors-1) of buffer `which`. */
+int     ijepa_model_tensor_info(const ijepa_model *m, int which, int32_t index, ijepa_tensor_info *out);
+
+/* ---- inference ----------------------------------------------------------------------- */
+enum { IJEPA_TARGET_ENCODER = 0, IJEPA_CONTEXT_ENCODER = 1 };
+
+/* Encodes full images with the target (EMA, the one the paper evaluates) or the context
+ * encoder. tokens: batch*N*D floats (after the final norm) or NULL; pooled: batch*D, the mean
+ * over the N tokens, or NULL. */
+int ijepa_encode(ijepa_model *m, const float *images, int32_t batch, int which_encoder,
+                 float *tokens /* batch*N*D or NULL */, float *pooled /* batch*D mean over N, or NULL */);
+
+/* ---- logging ------------------------------------------------------------------------- */
+enum { IJEPA_LOG_DEBUG = 0, IJEPA_LOG_INFO = 1, IJEPA_LOG_WARN = 2, IJEPA_LOG_ERROR = 3 };
+typedef void (*ijepa_log_callback)(int level, const char *message, void *user_data);
+/* Routes the library's log messages (e.g. the mask sampler relaxing its constraints) to cb;
+ * NULL restores the default (silent). message is valid only during the callback. The
+ * callback may be invoked from any thread that calls into the library. */
+void ijepa_log_set(ijepa_log_callback cb, void *user_data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IJEPA_H */
