@@ -177,6 +177,32 @@ enum { IJEPA_TARGET_ENCODER = 0, IJEPA_CONTEXT_ENCODER = 1 };
 int ijepa_encode(ijepa_model *m, const float *images, int32_t batch, int which_encoder,
                  float *tokens /* batch*N*D or NULL */, float *pooled /* batch*D mean over N, or NULL */);
 
+/* ---- checkpoints -------------------------------------------------------------------- */
+/* Checkpoints are safetensors files. Tensor names are the official state_dict keys under
+ * "encoder.", "predictor." and "target_encoder." (fixed position tables included, as in the
+ * official state_dicts), so PyTorch loads them with safetensors.torch.load_file; the config is
+ * in the metadata ("ijepa.config", JSON with this header's field names). */
+enum {
+    IJEPA_SAVE_WEIGHTS = 1,        /* encoder, predictor and target encoder                      */
+    IJEPA_SAVE_TRAINING_STATE = 2  /* also AdamW m/v ("adam_m."/"adam_v." + name), the step
+                                      counter, the mask generator and RNG state and the schedule
+                                      overrides: training resumes bit for bit (implies weights) */
+};
+
+/* Saves atomically: a temporary file in the same directory is written, fsynced and renamed
+ * over path, so a crash or kill at any moment leaves either the old file or the new one. */
+int ijepa_model_save(const ijepa_model *m, const char *path, uint32_t flags);
+/* Creates a model from a checkpoint written by ijepa_model_save (config from its metadata),
+ * restoring the training state when the file has it. *out is released with ijepa_model_free.
+ * Truncated or corrupted files give IJEPA_ERR_FORMAT with a message naming the problem. */
+int ijepa_model_load(const char *path, ijepa_model **out);
+/* Copies weights from any safetensors file with official names into an existing model
+ * (e.g. one converted from an official .pth.tar by tools/convert_official.py). Names may carry
+ * DDP's "module." component. strict != 0: every encoder, predictor and target-encoder tensor
+ * must be present and nothing unexpected may be (the message names them); strict == 0: what
+ * is missing is left as it is. On any error the model is unchanged. */
+int ijepa_model_load_weights(ijepa_model *m, const char *path, int strict);
+
 /* ---- logging ------------------------------------------------------------------------- */
 enum { IJEPA_LOG_DEBUG = 0, IJEPA_LOG_INFO = 1, IJEPA_LOG_WARN = 2, IJEPA_LOG_ERROR = 3 };
 typedef void (*ijepa_log_callback)(int level, const char *message, void *user_data);

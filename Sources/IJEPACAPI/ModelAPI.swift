@@ -32,6 +32,13 @@ func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox {
     return Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
 }
 
+/// Hands out a new handle for `model` and records it as live.
+func register(_ model: Model) -> OpaquePointer {
+    let p = Unmanaged.passRetained(ModelBox(model)).toOpaque()
+    liveModels.withLock { _ = $0.insert(UInt(bitPattern: p)) }
+    return OpaquePointer(p)
+}
+
 let maxBatch = 1 << 20
 
 func checkBatch(_ batch: Int32) throws -> Int {
@@ -83,11 +90,7 @@ func writeStats(_ s: StepStats, _ out: UnsafeMutablePointer<ijepa_step_stats>?) 
 public func ijepa_model_create(_ cfg: UnsafePointer<ijepa_config>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded {
         guard let out else { throw invalid("out is NULL") }
-        let c = try swiftConfig(cfg)
-        let b = ModelBox(try Model(config: c))
-        let p = Unmanaged.passRetained(b).toOpaque()
-        liveModels.withLock { _ = $0.insert(UInt(bitPattern: p)) }
-        out.pointee = OpaquePointer(p)
+        out.pointee = register(try Model(config: try swiftConfig(cfg)))
     }
 }
 

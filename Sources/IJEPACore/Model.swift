@@ -103,6 +103,9 @@ public final class Model {
         gradsReady = false
     }
 
+    /// Marks the gradients as consumed (after loading weights, for instance).
+    public func invalidateGradients() { gradsReady = false }
+
     private func setBLASThreads() { openblas_set_num_threads(Int32(exec.threads)) }
 
     // MARK: masks

@@ -1,8 +1,17 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// The safetensors format: 8-byte little-endian header length, a JSON header
-/// `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}`, then raw
-/// little-endian data. The reader trusts nothing in the file: every size and offset is checked.
+#if _endian(big)
+#error("safetensors data is little-endian; big-endian hosts are not supported")
+#endif
+
+/// The safetensors format: 8-byte little-endian header length N, N bytes of JSON header
+/// `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}`, then the
+/// raw little-endian data. The reader trusts nothing in the file: sizes, offsets, dtypes,
+/// overlaps, duplicate keys and the JSON itself are all checked, with messages that say what.
 public struct SafetensorsFile {
     public struct Entry: Sendable, Equatable {
         public var dtype: String
@@ -14,81 +23,76 @@ public struct SafetensorsFile {
 
     public static let maxHeaderBytes = 100 << 20
 
-    public let data: Data
+    public let bytes: [UInt8]
     public let headerSize: Int
     public private(set) var entries: [String: Entry] = [:]
     public private(set) var metadata: [String: String] = [:]
-    /// Tensor names in file order (by data offset).
+    /// Tensor names in data order.
     public var names: [String] { entries.sorted { $0.value.begin < $1.value.begin }.map(\.key) }
+    var dataStart: Int { 8 + headerSize }
 
-    static func elementSize(_ dtype: String) -> Int? {
+    public static func elementSize(_ dtype: String) -> Int? {
         switch dtype {
         case "F64", "I64", "U64": return 8
         case "F32", "I32", "U32": return 4
         case "F16", "BF16", "I16", "U16": return 2
-        case "I8", "U8", "BOOL": return 1
+        case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2": return 1
         default: return nil
         }
     }
 
-    public init(contentsOf url: URL) throws {
-        let d: Data
-        do { d = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw IJEPAError.io("cannot read \(url.path): \(error.localizedDescription)")
-        }
-        try self.init(data: d)
+    public init(path: String) throws {
+        try self.init(bytes: try readWholeFile(path))
     }
 
-    public init(data: Data) throws {
-        self.data = data
+    public init(bytes: [UInt8]) throws {
+        self.bytes = bytes
         func fmt(_ m: String) -> IJEPAError { .format("safetensors: " + m) }
-        guard data.count >= 8 else { throw fmt("file is \(data.count) bytes, shorter than the 8-byte header length") }
+        guard bytes.count >= 8 else { throw fmt("file is \(bytes.count) bytes, shorter than the 8-byte header length (truncated?)") }
         var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(data[data.startIndex + i]) << (8 * UInt64(i)) }
-        guard n <= UInt64(Self.maxHeaderBytes) else { throw fmt("header length \(n) is larger than the 100 MiB limit") }
-        guard n >= 2, Int(n) <= data.count - 8 else {
-            throw fmt("header length \(n) does not fit in a file of \(data.count) bytes (truncated?)")
+        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard n <= UInt64(Self.maxHeaderBytes) else { throw fmt("header length \(n) is larger than the 100 MiB limit (not a safetensors file?)") }
+        guard n >= 2, Int(n) <= bytes.count - 8 else {
+            throw fmt("header length \(n) does not fit in a file of \(bytes.count) bytes (truncated?)")
         }
         headerSize = Int(n)
-        let headerData = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + headerSize))
-        let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: headerData, options: []) } catch {
-            throw fmt("header is not valid JSON")
+        let json: JSONValue
+        do { json = try JSONValue.parse(Array(bytes[8..<(8 + headerSize)])) } catch let e as IJEPAError {
+            throw fmt("header: \(e.message)")
         }
-        guard let dict = obj as? [String: Any] else { throw fmt("header is not a JSON object") }
-        try Self.checkNoDuplicateKeys(headerData)
-        let dataSize = data.count - 8 - headerSize
+        guard let top = json.object else { throw fmt("header is not a JSON object") }
+        let dataSize = bytes.count - 8 - headerSize
         var spans: [(Int, Int, String)] = []
-        for (key, value) in dict {
+        for (key, value) in top {
             if key == "__metadata__" {
-                guard let md = value as? [String: Any] else { throw fmt("__metadata__ is not an object") }
+                guard let md = value.object else { throw fmt("__metadata__ is not an object") }
                 for (k, v) in md {
-                    guard let s = v as? String else { throw fmt("__metadata__[\(k)] is not a string") }
+                    guard let s = v.string else { throw fmt("__metadata__['\(k)'] is not a string") }
                     metadata[k] = s
                 }
                 continue
             }
-            guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
-                  let shapeAny = t["shape"] as? [Any], let offs = t["data_offsets"] as? [Any], offs.count == 2
+            guard let dtype = value["dtype"]?.string, let shapeJ = value["shape"]?.array,
+                  let offs = value["data_offsets"]?.array, offs.count == 2
             else { throw fmt("tensor '\(key)' lacks dtype, shape or data_offsets") }
-            guard let esize = Self.elementSize(dtype) else { throw fmt("tensor '\(key)' has unknown dtype \(dtype)") }
+            guard let esize = Self.elementSize(dtype) else { throw fmt("tensor '\(key)' has unknown dtype '\(dtype)'") }
+            guard shapeJ.count <= 8 else { throw fmt("tensor '\(key)' has \(shapeJ.count) dimensions (at most 8)") }
             var shape: [Int] = []
             var count = 1
-            for s in shapeAny {
-                guard let v = (s as? NSNumber)?.int64Value, v >= 0, v <= Int64(Int32.max) else {
+            for s in shapeJ {
+                guard let d = s.number, d >= 0, d == d.rounded(), d <= Double(Int32.max) else {
                     throw fmt("tensor '\(key)' has an invalid shape")
                 }
-                shape.append(Int(v))
-                let (c, o) = count.multipliedReportingOverflow(by: Int(v))
-                if o || c > Int(Int32.max) * 4 { throw fmt("tensor '\(key)' shape is too large") }
+                shape.append(Int(d))
+                let (c, o) = count.multipliedReportingOverflow(by: Int(d))
+                if o || c > (1 << 40) { throw fmt("tensor '\(key)' shape is too large") }
                 count = c
             }
-            guard shape.count <= 8 else { throw fmt("tensor '\(key)' has \(shape.count) dimensions (at most 8)") }
-            guard let b = (offs[0] as? NSNumber)?.int64Value, let e = (offs[1] as? NSNumber)?.int64Value,
-                  b >= 0, e >= b, e <= Int64(dataSize)
-            else { throw fmt("tensor '\(key)' data_offsets are outside the \(dataSize)-byte data section (truncated?)") }
-            guard Int(e - b) == count * esize else {
-                throw fmt("tensor '\(key)' holds \(e - b) bytes but dtype \(dtype) shape \(shape) needs \(count * esize)")
+            guard let b = offs[0].number, let e = offs[1].number, b >= 0, e >= b, b == b.rounded(), e == e.rounded(),
+                  e <= Double(dataSize)
+            else { throw fmt("tensor '\(key)' data_offsets lie outside the \(dataSize)-byte data section (truncated?)") }
+            guard Int(e) - Int(b) == count * esize else {
+                throw fmt("tensor '\(key)' holds \(Int(e) - Int(b)) bytes but dtype \(dtype) with shape \(shape) needs \(count * esize)")
             }
             entries[key] = Entry(dtype: dtype, shape: shape, begin: Int(b), end: Int(e))
             spans.append((Int(b), Int(e), key))
@@ -99,93 +103,165 @@ public struct SafetensorsFile {
         }
     }
 
-    /// JSONSerialization keeps the last of duplicate keys silently; the format forbids them.
-    static func checkNoDuplicateKeys(_ json: Data) throws {
-        // Collect the top-level keys with a small scanner (strings, nesting depth).
-        var keys = Set<String>()
-        var depth = 0
-        var i = json.startIndex
-        var expectKey = false
-        while i < json.endIndex {
-            let ch = json[i]
-            if ch == UInt8(ascii: "\"") {
-                var j = i + 1
-                var bytes: [UInt8] = []
-                while j < json.endIndex && json[j] != UInt8(ascii: "\"") {
-                    if json[j] == UInt8(ascii: "\\") { bytes.append(json[j]); j += 1; if j >= json.endIndex { break } }
-                    bytes.append(json[j]); j += 1
-                }
-                if depth == 1 && expectKey {
-                    let k = String(decoding: bytes, as: UTF8.self)
-                    if !keys.insert(k).inserted { throw IJEPAError.format("safetensors: duplicate tensor name '\(k)' in the header") }
-                    expectKey = false
-                }
-                i = j + 1
-                continue
-            }
-            switch ch {
-            case UInt8(ascii: "{"): depth += 1; if depth == 1 { expectKey = true }
-            case UInt8(ascii: "}"): depth -= 1
-            case UInt8(ascii: "["): depth += 1
-            case UInt8(ascii: "]"): depth -= 1
-            case UInt8(ascii: ","): if depth == 1 { expectKey = true }
-            default: break
-            }
-            i += 1
-        }
-    }
-
     public func entry(_ name: String) throws -> Entry {
         guard let e = entries[name] else { throw IJEPAError.format("safetensors: no tensor named '\(name)'") }
         return e
     }
 
-    /// The tensor as float32 (F32 as is; F64, F16 and BF16 converted).
-    public func floats(_ name: String) throws -> [Float] {
+    /// Copies the tensor as float32 into dst (F32 as is; F64, F16 and BF16 converted).
+    public func readFloats(_ name: String, into dst: UnsafeMutablePointer<Float>) throws {
         let e = try entry(name)
-        let base = data.startIndex + 8 + headerSize + e.begin
-        var out = [Float](repeating: 0, count: e.count)
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            let p = raw.baseAddress! + (base - data.startIndex)
-            for i in 0..<e.count {
-                switch e.dtype {
-                case "F32": out[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                case "F64": out[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                case "F16": out[i] = Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
-                case "BF16": out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-                default: break
-                }
+        guard ["F32", "F64", "F16", "BF16"].contains(e.dtype) else {
+            throw IJEPAError.format("safetensors: tensor '\(name)' has dtype \(e.dtype), expected F32, F64, F16 or BF16")
+        }
+        bytes.withUnsafeBytes { raw in
+            let p = raw.baseAddress! + dataStart + e.begin
+            switch e.dtype {
+            case "F32": UnsafeMutableRawPointer(dst).copyMemory(from: p, byteCount: e.count * 4)
+            case "F64": for i in 0..<e.count { dst[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case "F16": for i in 0..<e.count { dst[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            default: for i in 0..<e.count { dst[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
             }
         }
-        if !["F32", "F64", "F16", "BF16"].contains(e.dtype) {
-            throw IJEPAError.format("safetensors: tensor '\(name)' has dtype \(e.dtype), expected a float type")
-        }
+    }
+
+    public func floats(_ name: String) throws -> [Float] {
+        let e = try entry(name)
+        var out = [Float](repeating: 0, count: e.count)
+        try out.withUnsafeMutableBufferPointer { try readFloats(name, into: $0.baseAddress!) }
         return out
     }
 
-    /// The tensor as Int64 (I64, I32, U8 ... converted).
+    /// The tensor as Int64 (any integer dtype converted).
     public func ints(_ name: String) throws -> [Int64] {
         let e = try entry(name)
-        let base = data.startIndex + 8 + headerSize + e.begin
-        guard ["I64", "I32", "I16", "I8", "U8", "U16", "U32"].contains(e.dtype) else {
+        guard ["I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64"].contains(e.dtype) else {
             throw IJEPAError.format("safetensors: tensor '\(name)' has dtype \(e.dtype), expected an integer type")
         }
         var out = [Int64](repeating: 0, count: e.count)
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            let p = raw.baseAddress! + (base - data.startIndex)
+        bytes.withUnsafeBytes { raw in
+            let p = raw.baseAddress! + dataStart + e.begin
             for i in 0..<e.count {
                 switch e.dtype {
-                case "I64": out[i] = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
-                case "I32": out[i] = Int64(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
-                case "I16": out[i] = Int64(Int16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
+                case "I64": out[i] = p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
+                case "U64": out[i] = Int64(bitPattern: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
+                case "I32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+                case "U32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                case "I16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+                case "U16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 case "I8": out[i] = Int64(p.load(fromByteOffset: i, as: Int8.self))
-                case "U8": out[i] = Int64(p.load(fromByteOffset: i, as: UInt8.self))
-                case "U16": out[i] = Int64(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                case "U32": out[i] = Int64(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                default: break
+                default: out[i] = Int64(p.load(fromByteOffset: i, as: UInt8.self))
                 }
             }
         }
         return out
     }
+}
+
+/// Collects tensors (borrowed memory) and writes them as one safetensors file, atomically.
+public struct SafetensorsWriter {
+    struct Item { var name: String; var dtype: String; var shape: [Int]; var data: UnsafeRawBufferPointer }
+    var items: [Item] = []
+    public var metadata: [(String, String)] = []
+
+    public init() {}
+
+    /// The memory must stay valid until `write` returns.
+    public mutating func add(_ name: String, shape: [Int], floats: UnsafePointer<Float>) {
+        let n = shape.reduce(1, *)
+        items.append(Item(name: name, dtype: "F32", shape: shape, data: UnsafeRawBufferPointer(start: floats, count: n * 4)))
+    }
+
+    public mutating func add(_ name: String, dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer) {
+        items.append(Item(name: name, dtype: dtype, shape: shape, data: bytes))
+    }
+
+    /// The header bytes (JSON padded with spaces to a multiple of 8, as the reference writer does).
+    func header() -> [UInt8] {
+        var kv: [(String, JSONValue)] = []
+        if !metadata.isEmpty { kv.append(("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))) }
+        var off = 0
+        for it in items {
+            kv.append((it.name, .object([
+                ("dtype", .string(it.dtype)),
+                ("shape", .array(it.shape.map { .number(Double($0)) })),
+                ("data_offsets", .array([.number(Double(off)), .number(Double(off + it.data.count))])),
+            ])))
+            off += it.data.count
+        }
+        var h = Array(JSONValue.object(kv).serialized.utf8)
+        while (h.count + 8) % 8 != 0 { h.append(0x20) }
+        return h
+    }
+
+    /// Writes to a temporary file in the same directory, fsyncs it, renames it over `path` and
+    /// fsyncs the directory: a crash at any moment leaves the old file or the new one.
+    public func write(atomicallyTo path: String) throws {
+        let h = header()
+        var len = UInt64(h.count).littleEndian
+        let dir: String = {
+            guard let slash = path.lastIndex(of: "/") else { return "." }
+            return slash == path.startIndex ? "/" : String(path[..<slash])
+        }()
+        var rnd = RNG(seed: UInt64(UInt(bitPattern: Int(getpid()))) ^ UInt64(time(nil)) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(clock()))
+        let tmp = "\(path).tmp-\(getpid())-\(String(rnd.next() & 0xFFFF_FFFF, radix: 16))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 { throw IJEPAError.io("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer {
+            if !ok { close(fd); unlink(tmp) }
+        }
+        try withUnsafeBytes(of: &len) { try writeAll(fd, $0, tmp) }
+        try h.withUnsafeBytes { try writeAll(fd, $0, tmp) }
+        for it in items { try writeAll(fd, it.data, tmp) }
+        if fsync(fd) != 0 { throw IJEPAError.io("fsync \(tmp): \(String(cString: strerror(errno)))") }
+        ok = true
+        if close(fd) != 0 { unlink(tmp); throw IJEPAError.io("close \(tmp): \(String(cString: strerror(errno)))") }
+        if rename(tmp, path) != 0 {
+            let msg = String(cString: strerror(errno))
+            unlink(tmp)
+            throw IJEPAError.io("cannot rename \(tmp) to \(path): \(msg)")
+        }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+}
+
+func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, _ name: String) throws {
+    var done = 0
+    while done < buf.count {
+        let n = Glibc.write(fd, buf.baseAddress! + done, min(buf.count - done, 1 << 30))
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw IJEPAError.io("write \(name): \(String(cString: strerror(errno)))")
+        }
+        done += n
+    }
+}
+
+/// Reads a whole file with POSIX calls (no Foundation).
+public func readWholeFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw IJEPAError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var st = stat()
+    if fstat(fd, &st) != 0 { throw IJEPAError.io("cannot stat \(path): \(String(cString: strerror(errno)))") }
+    if (st.st_mode & S_IFMT) == S_IFDIR { throw IJEPAError.io("\(path) is a directory") }
+    let size = Int(st.st_size)
+    if size > (1 << 40) { throw IJEPAError.io("\(path) is too large (\(size) bytes)") }
+    var out = [UInt8](repeating: 0, count: size)
+    var done = 0
+    try out.withUnsafeMutableBytes { raw in
+        while done < size {
+            let n = read(fd, raw.baseAddress! + done, size - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IJEPAError.io("read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+    }
+    if done < size { out.removeLast(size - done) }
+    return out
 }

@@ -1,0 +1,223 @@
+/// Checkpoints as safetensors with the official state_dict names under `encoder.`,
+/// `predictor.` and `target_encoder.` (fixed position tables included, as in the official
+/// state_dicts), the config in the metadata, and optionally the full training state
+/// (AdamW moments, step counter, mask generator) so that training resumes bit for bit.
+public struct SaveFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let weights = SaveFlags(rawValue: 1)
+    public static let trainingState = SaveFlags(rawValue: 2)
+}
+
+public let checkpointFormatVersion = "1"
+public let libraryVersionString = "0.1.0"
+
+extension ModelConfig {
+    /// All fields, with the C header's names.
+    public var json: JSONValue {
+        func n(_ v: Int) -> JSONValue { .number(Double(v)) }
+        func f(_ v: Float) -> JSONValue { .number(Double(v)) }
+        return .object([
+            ("image_size", n(imageSize)), ("patch_size", n(patchSize)), ("in_chans", n(inChans)),
+            ("embed_dim", n(embedDim)), ("depth", n(depth)), ("num_heads", n(numHeads)), ("mlp_ratio", f(mlpRatio)),
+            ("pred_embed_dim", n(predEmbedDim)), ("pred_depth", n(predDepth)), ("pred_num_heads", n(predNumHeads)),
+            ("num_enc_masks", n(numEncMasks)), ("num_pred_masks", n(numPredMasks)), ("min_keep", n(minKeep)),
+            ("allow_overlap", .bool(allowOverlap)), ("full_grid", .bool(fullGrid)),
+            ("enc_mask_scale", .array([f(encMaskScale.0), f(encMaskScale.1)])),
+            ("pred_mask_scale", .array([f(predMaskScale.0), f(predMaskScale.1)])),
+            ("aspect_ratio", .array([f(aspectRatio.0), f(aspectRatio.1)])),
+            ("start_lr", f(startLR)), ("lr", f(lr)), ("final_lr", f(finalLR)),
+            ("weight_decay", f(weightDecay)), ("final_weight_decay", f(finalWeightDecay)),
+            ("ema_start", f(emaStart)), ("ema_end", f(emaEnd)),
+            ("warmup_steps", .string(String(warmupSteps))), ("total_steps", .string(String(totalSteps))),
+            ("seed", .string(String(seed))), ("n_threads", n(nThreads)),
+        ])
+    }
+
+    /// Reads a config written by `json`; every field is required and type-checked.
+    public init(json j: JSONValue) throws {
+        func bad(_ k: String) -> IJEPAError { .format("checkpoint config: field '\(k)' is missing or has the wrong type") }
+        func int(_ k: String) throws -> Int {
+            guard let d = j[k]?.number, d == d.rounded(), abs(d) < 1e9 else { throw bad(k) }
+            return Int(d)
+        }
+        func flt(_ k: String) throws -> Float {
+            guard let d = j[k]?.number else { throw bad(k) }
+            return Float(d)
+        }
+        func pair(_ k: String) throws -> (Float, Float) {
+            guard let a = j[k]?.array, a.count == 2, let x = a[0].number, let y = a[1].number else { throw bad(k) }
+            return (Float(x), Float(y))
+        }
+        func i64(_ k: String) throws -> Int64 {
+            guard let s = j[k]?.string, let v = Int64(s) else { throw bad(k) }
+            return v
+        }
+        func bool(_ k: String) throws -> Bool {
+            guard let b = j[k]?.bool else { throw bad(k) }
+            return b
+        }
+        self.init()
+        imageSize = try int("image_size"); patchSize = try int("patch_size"); inChans = try int("in_chans")
+        embedDim = try int("embed_dim"); depth = try int("depth"); numHeads = try int("num_heads"); mlpRatio = try flt("mlp_ratio")
+        predEmbedDim = try int("pred_embed_dim"); predDepth = try int("pred_depth"); predNumHeads = try int("pred_num_heads")
+        numEncMasks = try int("num_enc_masks"); numPredMasks = try int("num_pred_masks"); minKeep = try int("min_keep")
+        allowOverlap = try bool("allow_overlap"); fullGrid = try bool("full_grid")
+        encMaskScale = try pair("enc_mask_scale"); predMaskScale = try pair("pred_mask_scale"); aspectRatio = try pair("aspect_ratio")
+        startLR = try flt("start_lr"); lr = try flt("lr"); finalLR = try flt("final_lr")
+        weightDecay = try flt("weight_decay"); finalWeightDecay = try flt("final_weight_decay")
+        emaStart = try flt("ema_start"); emaEnd = try flt("ema_end")
+        warmupSteps = try i64("warmup_steps"); totalSteps = try i64("total_steps")
+        guard let s = j["seed"]?.string, let sd = UInt64(s) else { throw bad("seed") }
+        seed = sd
+        nThreads = try int("n_threads")
+        do { try validate() } catch let e as IJEPAError { throw IJEPAError.format("checkpoint config is invalid: \(e.message)") }
+    }
+}
+
+extension Model {
+    /// (name, shape, pointer) of every tensor a weights checkpoint holds, position tables included.
+    func weightTensors(_ body: ([(String, [Int], UnsafePointer<Float>)]) throws -> Void) rethrows {
+        let N = config.numPatches, D = config.embedDim, Dp = config.predEmbedDim
+        try posEmbed.withUnsafeBufferPointer { pe in
+            try predPosEmbed.withUnsafeBufferPointer { ppe in
+                var list: [(String, [Int], UnsafePointer<Float>)] = []
+                list.append(("encoder.pos_embed", [1, N, D], pe.baseAddress!))
+                for t in layout.tensors {
+                    if t.name == "predictor.mask_token" {
+                        list.append(("predictor.predictor_pos_embed", [1, N, Dp], ppe.baseAddress!))
+                    }
+                    list.append((t.name, t.shape, UnsafePointer(params.ptr + t.offset)))
+                }
+                list.append(("target_encoder.pos_embed", [1, N, D], pe.baseAddress!))
+                for t in layout.targetTensors { list.append((t.name, t.shape, UnsafePointer(target.ptr + t.offset))) }
+                try body(list)
+            }
+        }
+    }
+
+    /// Saves to `path` atomically (temporary file, fsync, rename).
+    public func save(to path: String, flags: SaveFlags) throws {
+        if path.isEmpty { throw IJEPAError.invalidArgument("path is empty") }
+        if flags.isEmpty || !SaveFlags([.weights, .trainingState]).isSuperset(of: flags) {
+            throw IJEPAError.invalidArgument("flags must be IJEPA_SAVE_WEIGHTS and/or IJEPA_SAVE_TRAINING_STATE, got \(flags.rawValue)")
+        }
+        let training = flags.contains(.trainingState)
+        var w = SafetensorsWriter()
+        w.metadata = [
+            ("format", "pt"),
+            ("ijepa.format_version", checkpointFormatVersion),
+            ("ijepa.library_version", libraryVersionString),
+            ("ijepa.contents", training ? "training_state" : "weights"),
+            ("ijepa.config", config.json.serialized),
+        ]
+        if training {
+            w.metadata += [
+                ("ijepa.step", String(step)),
+                ("ijepa.mask_counter", String(collator.counter)),
+                ("ijepa.mask_rng", collator.locationRNG.state.map { String($0) }.joined(separator: ",")),
+                ("ijepa.override", [overrideLR, overrideWD, overrideEMA].map { String($0.bitPattern) }.joined(separator: ",")),
+            ]
+        }
+        try weightTensors { list in
+            for (name, shape, p) in list { w.add(name, shape: shape, floats: p) }
+            if training {
+                for t in layout.tensors { w.add("adam_m." + t.name, shape: t.shape, floats: adamM.ptr + t.offset) }
+                for t in layout.tensors { w.add("adam_v." + t.name, shape: t.shape, floats: adamV.ptr + t.offset) }
+            }
+            try w.write(atomicallyTo: path)
+        }
+    }
+
+    /// Loads a checkpoint written by `save` (config from its metadata), with the training state
+    /// when the file has it.
+    public static func load(from path: String, nThreads: Int? = nil) throws -> Model {
+        let f = try SafetensorsFile(path: path)
+        guard let cj = f.metadata["ijepa.config"] else {
+            throw IJEPAError.format("\(path) has no 'ijepa.config' metadata (not written by this library); create a model with the right config and use load_weights")
+        }
+        var c = try ModelConfig(json: try JSONValue.parse(cj))
+        if let nThreads { c.nThreads = nThreads }
+        let m = try Model(config: c)
+        try m.loadWeights(f, strict: true, trainingState: f.metadata["ijepa.contents"] == "training_state")
+        return m
+    }
+
+    public func loadWeights(from path: String, strict: Bool) throws {
+        try loadWeights(try SafetensorsFile(path: path), strict: strict, trainingState: false)
+    }
+
+    /// Copies weights from a parsed file. Names may carry DDP's `module.` component
+    /// (`encoder.module.blocks.0…` or `module.encoder…`). Everything is checked and staged first:
+    /// on any error the model is unchanged.
+    public func loadWeights(_ f: SafetensorsFile, strict: Bool, trainingState: Bool) throws {
+        var byName: [String: String] = [:]
+        for key in f.entries.keys {
+            let norm = key.split(separator: ".", omittingEmptySubsequences: false).filter { $0 != "module" }.joined(separator: ".")
+            if let other = byName[norm] {
+                throw IJEPAError.format("tensors '\(other)' and '\(key)' both name '\(norm)'")
+            }
+            byName[norm] = key
+        }
+        // destination: (name, shape, buffer, offset)
+        var wanted: [(String, [Int], FloatBuffer, Int)] = []
+        for t in layout.tensors { wanted.append((t.name, t.shape, params, t.offset)) }
+        for t in layout.targetTensors { wanted.append((t.name, t.shape, target, t.offset)) }
+        if trainingState {
+            for t in layout.tensors { wanted.append(("adam_m." + t.name, t.shape, adamM, t.offset)) }
+            for t in layout.tensors { wanted.append(("adam_v." + t.name, t.shape, adamV, t.offset)) }
+        }
+        let N = config.numPatches
+        let fixed: [(String, [Int])] = [("encoder.pos_embed", [1, N, config.embedDim]),
+                                        ("target_encoder.pos_embed", [1, N, config.embedDim]),
+                                        ("predictor.predictor_pos_embed", [1, N, config.predEmbedDim])]
+        var known = Set(wanted.map { $0.0 })
+        for (n, shape) in fixed {
+            known.insert(n)
+            if let key = byName[n], let e = f.entries[key], e.shape.reduce(1, *) != shape.reduce(1, *) {
+                throw IJEPAError.format("'\(key)' has shape \(e.shape), this model's is \(shape) (different image or patch size?)")
+            }
+        }
+        let missing = wanted.map { $0.0 }.filter { byName[$0] == nil }
+        let unexpected = byName.keys.filter { !known.contains($0) && !$0.hasPrefix("adam_m.") && !$0.hasPrefix("adam_v.") }.sorted()
+        func list(_ a: [String]) -> String { a.prefix(12).joined(separator: ", ") + (a.count > 12 ? ", … (\(a.count) in all)" : "") }
+        if strict && !missing.isEmpty { throw IJEPAError.format("missing tensors: \(list(missing))") }
+        if strict && !unexpected.isEmpty { throw IJEPAError.format("unexpected tensors: \(list(unexpected))") }
+        // stage
+        var staged: [(FloatBuffer, Int, [Float])] = []
+        for (name, shape, buf, off) in wanted {
+            guard let key = byName[name] else { continue }
+            let e = try f.entry(key)
+            if e.shape != shape && !(e.shape.reduce(1, *) == shape.reduce(1, *) && e.shape.filter { $0 != 1 } == shape.filter { $0 != 1 }) {
+                throw IJEPAError.format("'\(key)' has shape \(e.shape), this model expects \(shape)")
+            }
+            let v = try f.floats(key)
+            if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                throw IJEPAError.numeric("'\(key)' contains a non-finite value at index \(bad)")
+            }
+            staged.append((buf, off, v))
+        }
+        var newStep = step, newCounter = collator.counter, newRNG = collator.locationRNG
+        var newOverride = (overrideLR, overrideWD, overrideEMA)
+        if trainingState {
+            func md(_ k: String) throws -> String {
+                guard let s = f.metadata[k] else { throw IJEPAError.format("training state lacks '\(k)' metadata") }
+                return s
+            }
+            guard let s = Int64(try md("ijepa.step")), s >= 0 else { throw IJEPAError.format("invalid 'ijepa.step'") }
+            guard let c = Int64(try md("ijepa.mask_counter")), c >= 0 else { throw IJEPAError.format("invalid 'ijepa.mask_counter'") }
+            let r = try md("ijepa.mask_rng").split(separator: ",").compactMap { UInt64($0) }
+            guard r.count == 4 else { throw IJEPAError.format("invalid 'ijepa.mask_rng'") }
+            let o = try md("ijepa.override").split(separator: ",").compactMap { UInt32($0) }.map { Float(bitPattern: $0) }
+            guard o.count == 3 else { throw IJEPAError.format("invalid 'ijepa.override'") }
+            newStep = s; newCounter = c; newRNG = RNG(state: r); newOverride = (o[0], o[1], o[2])
+        }
+        // commit
+        for (buf, off, v) in staged { (buf.ptr + off).update(from: v, count: v.count) }
+        step = newStep
+        collator.counter = newCounter
+        collator.locationRNG = newRNG
+        (overrideLR, overrideWD, overrideEMA) = newOverride
+        invalidateGradients()
+    }
+}
