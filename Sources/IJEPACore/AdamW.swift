@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // AdamW as torch.optim.AdamW (single-tensor path): decoupled decay, bias-corrected moments.
 

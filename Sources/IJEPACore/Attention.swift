@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // Multi-head self-attention core (no projections): softmax(Q·Kᵀ·scale)·V per sequence and head,
 // each product one sgemm over strided views of the packed qkv rows, no transposition copies.

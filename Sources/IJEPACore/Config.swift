@@ -58,7 +58,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var numPatches: Int { gridSize * gridSize }
     public var patchDim: Int { inChans * patchSize * patchSize }
     public var mlpHidden: Int { Int(Float(embedDim) * mlpRatio) }
-    public var predMlpHidden: Int { Int(Float(predEmbedDim) * mlpRatio) }
+    /// The official `vit_predictor` always uses mlp_ratio 4, whatever the encoder's.
+    public var predMlpHidden: Int { predEmbedDim * 4 }
     public var effectivePredHeads: Int { predNumHeads <= 0 ? numHeads : predNumHeads }
 
     /// Named presets. Model sizes follow `vit_*` of the official code (§1.4); the predictor is
@@ -122,7 +123,7 @@ public struct ModelConfig: Equatable, Sendable {
         if embedDim % 4 != 0 { throw bad("embed_dim (\(embedDim)) must be divisible by 4 (2-D sin-cos position embedding)") }
         if predEmbedDim % 4 != 0 { throw bad("pred_embed_dim (\(predEmbedDim)) must be divisible by 4 (2-D sin-cos position embedding)") }
         if !mlpRatio.isFinite || mlpRatio <= 0 || mlpRatio > 64 { throw bad("mlp_ratio must be finite and in (0, 64], got \(mlpRatio)") }
-        if mlpHidden < 1 || predMlpHidden < 1 { throw bad("mlp_ratio \(mlpRatio) gives an empty MLP") }
+        if mlpHidden < 1 { throw bad("mlp_ratio \(mlpRatio) gives an empty MLP") }
         try pos(numEncMasks, "num_enc_masks", max: 64)
         try pos(numPredMasks, "num_pred_masks", max: 64)
         if minKeep < 0 || minKeep >= numPatches { throw bad("min_keep must be in 0..<\(numPatches), got \(minKeep)") }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // Exact (erf) GELU, as nn.GELU() with approximate='none'.
 

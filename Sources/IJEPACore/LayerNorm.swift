@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // LayerNorm over the last dimension C of [M, C] rows. weight/bias nil = no affine (F.layer_norm).
 

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // Multi-block masking: a seeded, reproducible port of the official `MaskCollator`
 // (facebookresearch/ijepa src/masks/multiblock.py), spec §2. The official quirks are kept on

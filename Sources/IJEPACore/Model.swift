@@ -1,5 +1,5 @@
 import COpenBLAS
-import Foundation
+import Glibc
 
 /// Statistics of one optimizer step.
 public struct StepStats: Sendable, Equatable {
@@ -62,8 +62,8 @@ public final class Model {
         layout = ParamLayout(config)
         let n = layout.totalCount
         let bytes = Double(n) * 4 * 4 + Double(layout.encoderCount) * 4
-        if bytes > Double(ProcessInfo.processInfo.physicalMemory) * 0.9 {
-            throw IJEPAError.outOfMemory(String(format: "model needs %.1f GiB for parameters and optimizer state, more than this machine's memory", bytes / 1_073_741_824))
+        if bytes > Exec.physicalMemory * 0.9 {
+            throw IJEPAError.outOfMemory("model needs \(Int(bytes / 1_048_576)) MiB for parameters and optimizer state, more than this machine's memory")
         }
         params = FloatBuffer(count: n)
         grads = FloatBuffer(count: n)

@@ -1,4 +1,5 @@
-import Foundation
+import Dispatch
+import Glibc
 
 /// How many threads a model's kernels may use, and a fork/join loop over index ranges.
 /// Work smaller than `grain` items per chunk runs on the calling thread.
@@ -7,7 +8,10 @@ public struct Exec: Sendable {
 
     public init(threads: Int) { self.threads = max(1, threads) }
 
-    public static var hardwareThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    public static var hardwareThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Physical memory in bytes.
+    public static var physicalMemory: Double { Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) }
 
     /// Calls `body(range)` on disjoint chunks covering 0..<n, in parallel when worthwhile.
     @inline(__always)

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// Fixed 2-D sin-cos position table [G*G, D] (float64 then float32, as get_2d_sincos_pos_embed):
 /// entry row*G+col is concat(emb1d(col), emb1d(row)), emb1d(p) = [sin(p·ω_k), cos(p·ω_k)],

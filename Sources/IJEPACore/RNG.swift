@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// Deterministic pseudo-random numbers: xoshiro256** seeded through splitmix64.
 /// The whole state is four UInt64 words, so it can be saved and restored exactly.

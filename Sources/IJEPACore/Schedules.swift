@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// The official per-iteration schedules (src/utils/schedulers.py, train.py; spec §4.2).
 /// `step` is 1-based: the value used by the step-th iteration.
