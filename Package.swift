@@ -5,6 +5,9 @@ let package = Package(
     name: "ijepa",
     products: [
         // The engine, for Swift packages that want the model directly.
+        // The Swift-native API (value-type Config, Model class with throwing methods).
+        .library(name: "IJEPA", targets: ["IJEPA"]),
+        // The engine itself, for Swift code that wants the flat buffers and kernels.
         .library(name: "IJEPACore", targets: ["IJEPACore"]),
         // The C ABI (include/ijepa.h) as a shared library: libijepa.so. The Makefile builds the
         // distribution copy (static Swift runtime, SONAME, exported symbols limited to ijepa_*).
@@ -31,6 +34,14 @@ let package = Package(
         .target(
             name: "IJEPACAPI",
             dependencies: ["IJEPACore", "CIJEPA"]
+        ),
+        .target(
+            name: "IJEPA",
+            dependencies: ["IJEPACore"]
+        ),
+        .testTarget(
+            name: "IJEPATests",
+            dependencies: ["IJEPA"]
         ),
         .testTarget(
             name: "IJEPACoreTests",

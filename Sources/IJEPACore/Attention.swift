@@ -38,8 +38,7 @@ func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPt
             sgemm(true, false, T, hd, T, 1, p, T, dO, W, 0, dv, W3)      // dV = Pᵀ·dO
             for i in 0..<T {                                              // dS = P ⊙ (dP − rowsum(P⊙dP))
                 let pr = p + i * T, dr = dp + i * T
-                var dot = Float(0)
-                for j in 0..<T { dot += pr[j] * dr[j] }
+                let dot = rowDot(pr, dr, T)
                 for j in 0..<T { dr[j] = pr[j] * (dr[j] - dot) }
             }
             sgemm(false, false, T, hd, T, scale, dp, T, k, W3, 0, dq, W3) // dQ = scale·dS·K
@@ -52,11 +51,18 @@ func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPt
 func softmaxRows(_ x: FPtr, _ rows: Int, _ n: Int) {
     for r in 0..<rows {
         let row = x + r * n
-        var mx = -Float.infinity
-        for j in 0..<n { mx = max(mx, row[j]) }
-        var sum = Float(0)
-        for j in 0..<n { let e = expf(row[j] - mx); row[j] = e; sum += e }
-        let inv = 1 / sum
-        for j in 0..<n { row[j] *= inv }
+        let mx = F16(repeating: rowMax(row, n))
+        var sum = F16(repeating: 0)
+        var j = 0
+        while j + 16 <= n { let e = exp16(load16(row + j) - mx); store16(e, row + j); sum += e; j += 16 }
+        if j < n {
+            let e = exp16(loadPartial(row + j, n - j) - mx)
+            storePartial(e, row + j, n - j)
+            for k in 0..<(n - j) { sum[k] += e[k] }
+        }
+        let inv = F16(repeating: 1 / sum.sum())
+        j = 0
+        while j + 16 <= n { store16(load16(row + j) * inv, row + j); j += 16 }
+        while j < n { row[j] *= inv[0]; j += 1 }
     }
 }

@@ -1,24 +1,27 @@
-import Glibc
-
 // LayerNorm over the last dimension C of [M, C] rows. weight/bias nil = no affine (F.layer_norm).
 
-/// out = (x - mean) * rstd * w + b ; mean[M], rstd[M] saved for backward.
+/// out = (x − mean)·rstd·w + b ; mean[M], rstd[M] saved for backward (two-pass variance).
 func layerNormForward(_ out: FPtr, _ mean: FPtr?, _ rstd: FPtr?, _ inp: CFPtr,
                       _ weight: CFPtr?, _ bias: CFPtr?, _ M: Int, _ C: Int, _ eps: Float, _ ex: Exec) {
-    ex.forEach(M, grain: max(1, 8192 / max(C, 1))) { rows in
+    ex.forEach(M, grain: max(1, 16384 / max(C, 1))) { rows in
         for r in rows {
-            let x = inp + r * C
-            let y = out + r * C
-            var s = 0.0
-            for i in 0..<C { s += Double(x[i]) }
-            let mu = Float(s / Double(C))
-            var v = 0.0
-            for i in 0..<C { let d = Double(x[i] - mu); v += d * d }
-            let rs = Float(1.0 / (v / Double(C) + Double(eps)).squareRoot())
+            let x = inp + r * C, y = out + r * C
+            let mu = rowSum(x, C) / Float(C)
+            let m16 = F16(repeating: mu)
+            var acc = F16(repeating: 0)
+            var i = 0
+            while i + 16 <= C { let d = load16(x + i) - m16; acc += d * d; i += 16 }
+            var tail = Float(0)
+            while i < C { let d = x[i] - mu; tail += d * d; i += 1 }
+            let rs = 1 / ((acc.sum() + tail) / Float(C) + eps).squareRoot()
+            let r16 = F16(repeating: rs)
+            i = 0
             if let weight, let bias {
-                for i in 0..<C { y[i] = (x[i] - mu) * rs * weight[i] + bias[i] }
+                while i + 16 <= C { store16((load16(x + i) - m16) * r16 * load16(weight + i) + load16(bias + i), y + i); i += 16 }
+                while i < C { y[i] = (x[i] - mu) * rs * weight[i] + bias[i]; i += 1 }
             } else {
-                for i in 0..<C { y[i] = (x[i] - mu) * rs }
+                while i + 16 <= C { store16((load16(x + i) - m16) * r16, y + i); i += 16 }
+                while i < C { y[i] = (x[i] - mu) * rs; i += 1 }
             }
             mean?[r] = mu
             rstd?[r] = rs
@@ -27,18 +30,27 @@ func layerNormForward(_ out: FPtr, _ mean: FPtr?, _ rstd: FPtr?, _ inp: CFPtr,
 }
 
 /// dinp (+)= LN backward; dweight += Σ dout·x̂ ; dbias += Σ dout.
+/// Parameter gradients are reduced per thread (chunk) into scratch rows, then summed in order,
+/// so results do not depend on timing.
 func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
                        _ mean: CFPtr, _ rstd: CFPtr, _ weight: CFPtr?, _ M: Int, _ C: Int,
                        accumulate: Bool, _ ex: Exec) {
-    ex.forEach(M, grain: max(1, 8192 / max(C, 1))) { rows in
+    let chunks = min(ex.threads, max(1, M / max(1, 16384 / max(C, 1))))
+    let partial = ex.scratch.ensure(2 * C * chunks)
+    partial.update(repeating: 0, count: 2 * C * chunks)
+    ex.forEachChunk(M, grain: max(1, 16384 / max(C, 1))) { chunk, rows in
+        let pw = partial + 2 * C * chunk, pb = pw + C
         for r in rows {
             let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
             let mu = mean[r], rs = rstd[r]
             var sumG = Float(0), sumGX = Float(0)
             for i in 0..<C {
+                let xh = (x[i] - mu) * rs
                 let g = weight.map { dy[i] * $0[i] } ?? dy[i]
                 sumG += g
-                sumGX += g * (x[i] - mu) * rs
+                sumGX += g * xh
+                pw[i] += dy[i] * xh
+                pb[i] += dy[i]
             }
             let mG = sumG / Float(C), mGX = sumGX / Float(C)
             for i in 0..<C {
@@ -49,12 +61,9 @@ func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: C
             }
         }
     }
-    if dweight != nil || dbias != nil {
-        for r in 0..<M {
-            let x = inp + r * C, dy = dout + r * C
-            let mu = mean[r], rs = rstd[r]
-            if let dweight { for i in 0..<C { dweight[i] += dy[i] * (x[i] - mu) * rs } }
-            if let dbias { for i in 0..<C { dbias[i] += dy[i] } }
-        }
+    for c in 0..<chunks {
+        let pw = partial + 2 * C * c, pb = pw + C
+        if let dweight { for i in 0..<C { dweight[i] += pw[i] } }
+        if let dbias { for i in 0..<C { dbias[i] += pb[i] } }
     }
 }

@@ -1,6 +1,7 @@
 import COpenBLAS
 
-// Matrix products, all row-major float32 through OpenBLAS.
+// Matrix products, all row-major float32 through single-threaded OpenBLAS calls that the
+// model's own pool runs side by side on disjoint row blocks.
 
 /// C[m,n] = alpha * op(A) * op(B) + beta * C, row-major.
 @inline(__always)
@@ -12,29 +13,49 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]
+/// Rows per chunk so that a chunk is worth a fork (~≥ 1 MFLOP).
+@inline(__always)
+func rowGrain(_ flopsPerRow: Int) -> Int { max(1, 1_000_000 / max(1, flopsPerRow)) }
+
+/// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]   (accumulate: out += …)
 func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
-                   _ M: Int, _ I: Int, _ O: Int) {
-    if let bias {
-        for r in 0..<M { (out + r * O).update(from: bias, count: O) }
-        sgemm(false, true, M, O, I, 1, inp, I, weight, I, 1, out, O)
-    } else {
-        sgemm(false, true, M, O, I, 1, inp, I, weight, I, 0, out, O)
+                   _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, _ ex: Exec) {
+    ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
+        let r0 = rows.lowerBound, m = rows.count
+        let o = out + r0 * O
+        var beta: Float = accumulate ? 1 : 0
+        if let bias {
+            for r in 0..<m {
+                let row = o + r * O
+                if accumulate { for c in 0..<O { row[c] += bias[c] } } else { row.update(from: bias, count: O) }
+            }
+            beta = 1
+        }
+        sgemm(false, true, m, O, I, 1, inp + r0 * I, I, weight, I, beta, o, O)
     }
 }
 
 /// dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate); dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
 func linearBackward(_ dinp: FPtr?, _ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
-                    _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false) {
-    if let dinp { sgemm(false, false, M, I, O, 1, dout, O, weight, I, accumulate ? 1 : 0, dinp, I) }
-    sgemm(true, false, O, I, M, 1, dout, O, inp, I, 1, dweight, I)
-    if let dbias { columnSumAccumulate(dbias, dout, M, O) }
+                    _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, _ ex: Exec) {
+    if let dinp {
+        ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
+            sgemm(false, false, rows.count, I, O, 1, dout + rows.lowerBound * O, O, weight, I,
+                  accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
+        }
+    }
+    // split the output rows of dW (and the columns of db): no reduction across threads
+    ex.forEach(O, grain: max(8, rowGrain(2 * M * I))) { cols in
+        let o0 = cols.lowerBound, n = cols.count
+        sgemm(true, false, n, I, M, 1, dout + o0, O, inp, I, 1, dweight + o0 * I, I)
+        if let dbias { columnSumAccumulate(dbias + o0, dout + o0, M, n, ld: O) }
+    }
 }
 
-/// acc[C] += Σ_r x[r, C]
-func columnSumAccumulate(_ acc: FPtr, _ x: CFPtr, _ rows: Int, _ cols: Int) {
+/// acc[0..<cols] += Σ_r x[r * ld + 0..<cols]
+func columnSumAccumulate(_ acc: FPtr, _ x: CFPtr, _ rows: Int, _ cols: Int, ld: Int) {
     for r in 0..<rows {
-        let row = x + r * cols
+        let row = x + r * ld
         for c in 0..<cols { acc[c] += row[c] }
     }
 }

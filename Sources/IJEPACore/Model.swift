@@ -106,7 +106,8 @@ public final class Model {
     /// Marks the gradients as consumed (after loading weights, for instance).
     public func invalidateGradients() { gradsReady = false }
 
-    private func setBLASThreads() { openblas_set_num_threads(Int32(exec.threads)) }
+    /// OpenBLAS runs single-threaded inside the model's own pool (process-wide setting).
+    private func setBLASThreads() { openblas_set_num_threads(1) }
 
     // MARK: masks
 
@@ -184,7 +185,7 @@ public final class Model {
                           C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
         }
         let x0 = encStack.input
-        linearForward(x0, cols, w + E.patchW, w + E.patchB, Mc, P, D)
+        linearForward(x0, cols, w + E.patchW, w + E.patchB, Mc, P, D, ex)
         for r in 0..<Mc {
             let n = Int(enc[r])
             let row = x0 + r * D
@@ -199,7 +200,7 @@ public final class Model {
         predStack.prepare(predShape, training: true, threads: ex.threads)
         let xp = predStack.input
         let pe = dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
-        linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp)
+        linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp, ex)
         ppos.withUnsafeBufferPointer { pp in
             for r in 0..<Mc {
                 let n = Int(enc[r]); let row = pe + r * Dp
@@ -222,7 +223,7 @@ public final class Model {
         let pn = predNorm.ensure(Mt * Dp), pm = predMean.ensure(Mt), pr = predRstd.ensure(Mt)
         layerNormForward(pn, pm, pr, rows, w + PR.normW, w + PR.normB, Mt, Dp, blockLNEps, ex)
         let out = predOut.ensure(Mt * D)
-        linearForward(out, pn, w + PR.projW, w + PR.projB, Mt, Dp, D)
+        linearForward(out, pn, w + PR.projW, w + PR.projB, Mt, Dp, D, ex)
 
         // 4. loss and its gradient
         let dout = dPredOut.ensure(Mt * D)
@@ -234,7 +235,7 @@ public final class Model {
         // 5. backward
         grads.zero(layout.totalCount)
         let dpn = dPredNorm.ensure(Mt * Dp)
-        linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D)
+        linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
         let dlast = dPredLast.ensure(Sp * Tp * Dp)
         dlast.update(repeating: 0, count: Sp * Tp * Dp)
         let drows = predRows.ptr   // reuse: forward rows no longer needed after norm backward
@@ -259,12 +260,12 @@ public final class Model {
             }
         }
         let dzP = dz.ensure(Mc * D)
-        linearBackward(dzP, g + PR.embedW, g + PR.embedB, dpeP, z, w + PR.embedW, Mc, D, Dp)
+        linearBackward(dzP, g + PR.embedW, g + PR.embedB, dpeP, z, w + PR.embedW, Mc, D, Dp, ex)
         let dlastE = dEncLast.ensure(Mc * D)
         layerNormBackward(dlastE, g + E.normW, g + E.normB, dzP, encLast, ctxMean.ptr, ctxRstd.ptr, w + E.normW,
                           Mc, D, accumulate: false, ex)
         let dx0 = encStack.backward(dout: dlastE, params: w, grads: g, blocks: E.blocks, ex)
-        linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D)
+        linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D, ex)
 
         try Self.checkFinite(g, layout.totalCount, "gradients")
         gradsReady = true
@@ -283,7 +284,7 @@ public final class Model {
         gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
                       C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
         let x = stack.input
-        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D)
+        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D, ex)
         posEmbed.withUnsafeBufferPointer { pe in
             for b in 0..<B {
                 let xb = x + b * N * D

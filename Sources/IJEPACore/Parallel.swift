@@ -1,12 +1,19 @@
-import Dispatch
 import Glibc
 
-/// How many threads a model's kernels may use, and a fork/join loop over index ranges.
-/// Work smaller than `grain` items per chunk runs on the calling thread.
-public struct Exec: Sendable {
-    public var threads: Int
+/// The threads a model's kernels use: a persistent pool (see ThreadPool) and fork/join loops
+/// over index ranges. Work smaller than `grain` items per chunk runs on the calling thread.
+/// OpenBLAS itself runs single-threaded inside these loops: one parallel runtime, no two
+/// thread pools fighting over the same cores.
+public final class Exec: @unchecked Sendable {
+    public let threads: Int
+    let pool: ThreadPool
+    /// Per-call scratch for kernels (grows, never shrinks; one kernel at a time uses it).
+    let scratch = FloatBuffer()
 
-    public init(threads: Int) { self.threads = max(1, threads) }
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        pool = ThreadPool(threads: self.threads)
+    }
 
     public static var hardwareThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
@@ -24,19 +31,11 @@ public struct Exec: Sendable {
         if n <= 0 { return }
         let chunks = min(threads, max(1, n / max(1, grain)))
         if chunks <= 1 { body(0, 0..<n); return }
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        pool.run { c in
+            if c < chunks {
                 let lo = n * c / chunks, hi = n * (c + 1) / chunks
-                if lo < hi { box.value(c, lo..<hi) }
+                if lo < hi { body(c, lo..<hi) }
             }
         }
     }
-}
-
-/// Carries a non-Sendable value (a closure over raw pointers) into a fork/join region.
-/// Safe here because every chunk writes disjoint memory and the region joins before returning.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
 }

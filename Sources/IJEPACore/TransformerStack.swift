@@ -81,15 +81,15 @@ final class TransformerStack {
     private func blockForward(_ a: LayerActs, x: CFPtr, params w: CFPtr, _ o: BlockOffsets, _ ex: Exec) {
         let s = shape, M = s.M, W = s.W, Hd = s.hidden
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
-        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W)
+        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
         attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
         a.res1.update(from: x, count: M * W)
-        linearForwardAccumulate(a.res1, a.attn, w + o.projW, w + o.projB, M, W, W)
+        linearForward(a.res1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
         layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
-        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
         geluForward(a.gelu, a.fc1, M * Hd, ex)
         a.out.update(from: a.res1, count: M * W)
-        linearForwardAccumulate(a.out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W)
+        linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
     }
 
     /// Inference forward in place on `input` (one layer of scratch); returns `input`.
@@ -100,13 +100,13 @@ final class TransformerStack {
         for l in 0..<s.depth {
             let o = blocks[l]
             layerNormForward(a.ln1, nil, nil, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
-            linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W)
+            linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
             attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
-            linearForwardAccumulate(x, a.attn, w + o.projW, w + o.projB, M, W, W)
+            linearForward(x, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
             layerNormForward(a.ln2, nil, nil, x, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
-            linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd)
+            linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
             geluForward(a.gelu, a.fc1, M * Hd, ex)
-            linearForwardAccumulate(x, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W)
+            linearForward(x, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
         }
         return x
     }
@@ -120,30 +120,18 @@ final class TransformerStack {
             let a = layers[l], o = blocks[l]
             let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
             // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1))))
-            linearBackward(dgelu, g + o.fc2W, g + o.fc2B, dres, a.gelu, w + o.fc2W, M, Hd, W)
+            linearBackward(dgelu, g + o.fc2W, g + o.fc2B, dres, a.gelu, w + o.fc2W, M, Hd, W, ex)
             geluBackward(dfc1, dgelu, a.fc1, M * Hd, ex)
-            linearBackward(dln, g + o.fc1W, g + o.fc1B, dfc1, a.ln2, w + o.fc1W, M, W, Hd)
+            linearBackward(dln, g + o.fc1W, g + o.fc1B, dfc1, a.ln2, w + o.fc1W, M, W, Hd, ex)
             layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, M, W, accumulate: true, ex)
             // attention branch: res1 = x + proj(attn(ln1(x)))
-            linearBackward(dattn, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W)
+            linearBackward(dattn, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
             attentionBackward(dqkv, dprobs, dattn, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
-            linearBackward(dln, g + o.qkvW, g + o.qkvB, dqkv, a.ln1, w + o.qkvW, M, W, 3 * W)
+            linearBackward(dln, g + o.qkvW, g + o.qkvB, dqkv, a.ln1, w + o.qkvW, M, W, 3 * W, ex)
             layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
                               w + o.norm1W, M, W, accumulate: true, ex)
         }
         return dres
     }
-}
-
-/// out[M,O] += inp[M,I] · W[O,I]ᵀ + b[O]
-func linearForwardAccumulate(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
-                             _ M: Int, _ I: Int, _ O: Int) {
-    if let bias {
-        for r in 0..<M {
-            let row = out + r * O
-            for c in 0..<O { row[c] += bias[c] }
-        }
-    }
-    sgemm(false, true, M, O, I, 1, inp, I, weight, I, 1, out, O)
 }

@@ -14,7 +14,7 @@ final class KernelTests: XCTestCase {
         let R = randomArray(M * O, &rng)
         func fwd(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
             let o = HostTensor(zeros: M * O), X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b)
-            linearForward(o.p, X.p, Wt.p, B.p, M, I, O)
+            linearForward(o.p, X.p, Wt.p, B.p, M, I, O, ex2)
             return o.array
         }
         var naive = [Float](repeating: 0, count: M * O)
@@ -25,15 +25,15 @@ final class KernelTests: XCTestCase {
         assertClose(fwd(x, w, b), naive, atol: 1e-5, rtol: 1e-5, "linear forward")
         let dX = HostTensor(zeros: M * I), dW = HostTensor(zeros: O * I), dB = HostTensor(zeros: O)
         let Rt = HostTensor(R), X = HostTensor(x), Wt = HostTensor(w)
-        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O)
+        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O, ex2)
         var xv = x, wv = w, bv = b
         XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv) { dot(fwd($0, w, b), R) }), 1e-2)
         XCTAssertLessThan(relativeL2(dW.array, finiteDifference(&wv) { dot(fwd(x, $0, b), R) }), 1e-2)
         XCTAssertLessThan(relativeL2(dB.array, finiteDifference(&bv) { dot(fwd(x, w, $0), R) }), 1e-2)
         // accumulation: a second backward doubles parameter grads and (with accumulate) input grads
-        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O, accumulate: true)
+        linearBackward(dX.p, dW.p, dB.p, Rt.p, X.p, Wt.p, M, I, O, accumulate: true, ex2)
         let dX1 = HostTensor(zeros: M * I), dW1 = HostTensor(zeros: O * I)
-        linearBackward(dX1.p, dW1.p, nil, Rt.p, X.p, Wt.p, M, I, O)
+        linearBackward(dX1.p, dW1.p, nil, Rt.p, X.p, Wt.p, M, I, O, ex1)
         assertClose(dX.array, dX1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dX accumulate")
         assertClose(dW.array, dW1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dW accumulate")
     }
