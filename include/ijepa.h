@@ -203,6 +203,24 @@ int ijepa_model_load(const char *path, ijepa_model **out);
  * is missing is left as it is. On any error the model is unchanged. */
 int ijepa_model_load_weights(ijepa_model *m, const char *path, int strict);
 
+/* ---- data augmentation --------------------------------------------------------------- */
+/* RandomResizedCrop with torchvision's semantics, for C users who have no torchvision: per
+ * image, an area fraction uniform in [scale_min, scale_max] and an aspect ratio log-uniform in
+ * [ratio_min, ratio_max], 10 attempts, then the centre-crop fallback; the crop is resized to
+ * out_size x out_size bilinearly (align_corners=False, no antialias).
+ * images: float32 [batch][channels][height][width]; out: [batch][channels][out_size][out_size]
+ * (caller-allocated, must not overlap images). *rng_state seeds the crops and is advanced, so
+ * the same state gives the same crops and consecutive calls give new ones. */
+int ijepa_random_resized_crop(const float *images, int32_t batch, int32_t channels,
+                              int32_t height, int32_t width, int32_t out_size,
+                              float scale_min, float scale_max, float ratio_min, float ratio_max,
+                              uint64_t *rng_state, float *out);
+/* Bilinear resize as F.interpolate(mode="bilinear", align_corners=False, antialias=False).
+ * images: [batch][channels][height][width]; out: [batch][channels][out_height][out_width]. */
+int ijepa_resize_bilinear(const float *images, int32_t batch, int32_t channels,
+                          int32_t height, int32_t width, int32_t out_height, int32_t out_width,
+                          float *out);
+
 /* ---- logging ------------------------------------------------------------------------- */
 enum { IJEPA_LOG_DEBUG = 0, IJEPA_LOG_INFO = 1, IJEPA_LOG_WARN = 2, IJEPA_LOG_ERROR = 3 };
 typedef void (*ijepa_log_callback)(int level, const char *message, void *user_data);

@@ -8,6 +8,10 @@ public struct TensorInfo: Sendable, Equatable {
     public var count: Int
     /// AdamW weight decay applies (official: 'bias' not in name and ndim != 1).
     public var decay: Bool
+
+    public init(name: String, shape: [Int], offset: Int, count: Int, decay: Bool) {
+        self.name = name; self.shape = shape; self.offset = offset; self.count = count; self.decay = decay
+    }
 }
 
 /// Offsets of one transformer block's tensors.
