@@ -28,7 +28,7 @@ DIST_FLAGS := -c release --scratch-path .build-dist $(SWIFT_SPEED) -Xswiftc -sta
 LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
 SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 
-.PHONY: all lib deps test swift-test c-test install stage examples clean
+.PHONY: all lib deps test swift-test c-test install stage examples bench bench-deps clean
 
 all: lib
 
@@ -74,7 +74,22 @@ c-test: stage
 examples: stage
 	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE)
 
+# Benchmark against PyTorch (dev-only: torch is pip-installed here, never needed by the library).
+TORCH_VERSION ?= 2.13.0
+BENCH_ARGS ?=
+bench-deps:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "torch==$(TORCH_VERSION)" numpy
+
+bench/build/bench_ijepa: bench/bench_ijepa.c stage
+	@mkdir -p bench/build
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror $< -o $@ \
+	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs ijepa) \
+	  $$(pkg-config --cflags --libs openblas) -Wl,-rpath,$(STAGE)/lib
+
+bench: deps bench-deps bench/build/bench_ijepa
+	$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
+
 clean:
-	rm -rf .build .build-dist $(BUILD)
+	rm -rf .build .build-dist $(BUILD) bench/build
 	-$(MAKE) -C tests/c clean
 	-$(MAKE) -C examples clean

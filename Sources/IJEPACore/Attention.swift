@@ -21,7 +21,7 @@ func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr,
     }
 }
 
-/// dqkv [S,T,3W] is overwritten. scratch needs ex.threads * T * T floats.
+/// dqkv [S,T,3W] is overwritten. scratch needs 2 · ex.threads · T · T floats (one T×T per chunk).
 func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr,
                        _ S: Int, _ T: Int, _ W: Int, _ H: Int, _ ex: Exec) {
     let hd = W / H, W3 = 3 * W

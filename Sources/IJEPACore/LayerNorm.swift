@@ -35,7 +35,7 @@ func layerNormForward(_ out: FPtr, _ mean: FPtr?, _ rstd: FPtr?, _ inp: CFPtr,
 func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
                        _ mean: CFPtr, _ rstd: CFPtr, _ weight: CFPtr?, _ M: Int, _ C: Int,
                        accumulate: Bool, _ ex: Exec) {
-    let chunks = min(ex.threads, max(1, M / max(1, 16384 / max(C, 1))))
+    let chunks = ex.chunkCount(M, grain: max(1, 16384 / max(C, 1)))
     let partial = ex.scratch.ensure(2 * C * chunks)
     partial.update(repeating: 0, count: 2 * C * chunks)
     ex.forEachChunk(M, grain: max(1, 16384 / max(C, 1))) { chunk, rows in

@@ -20,22 +20,28 @@ public final class Exec: @unchecked Sendable {
     /// Physical memory in bytes.
     public static var physicalMemory: Double { Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) }
 
+    /// Number of chunks `forEachChunk(n, grain:)` splits n items into: up to two per thread
+    /// (taken dynamically), each at least `grain` items.
+    public func chunkCount(_ n: Int, grain: Int) -> Int {
+        if n <= 0 { return 0 }
+        return min(threads == 1 ? 1 : 2 * threads, max(1, n / max(1, grain)))
+    }
+
     /// Calls `body(range)` on disjoint chunks covering 0..<n, in parallel when worthwhile.
     @inline(__always)
     public func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         forEachChunk(n, grain: grain) { _, r in body(r) }
     }
 
-    /// Like `forEach`, also passing the chunk number (0..<threads) for per-thread scratch space.
+    /// Like `forEach`, also passing the chunk number (0..<chunkCount) for per-chunk scratch space.
+    /// Chunk boundaries depend only on n, grain and threads, so per-chunk results are reproducible.
     public func forEachChunk(_ n: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-        if n <= 0 { return }
-        let chunks = min(threads, max(1, n / max(1, grain)))
-        if chunks <= 1 { body(0, 0..<n); return }
-        pool.run { c in
-            if c < chunks {
-                let lo = n * c / chunks, hi = n * (c + 1) / chunks
-                if lo < hi { body(c, lo..<hi) }
-            }
+        let chunks = chunkCount(n, grain: grain)
+        if chunks == 0 { return }
+        if chunks == 1 { body(0, 0..<n); return }
+        pool.run(tasks: chunks) { c in
+            let lo = n * c / chunks, hi = n * (c + 1) / chunks
+            if lo < hi { body(c, lo..<hi) }
         }
     }
 }

@@ -14,6 +14,8 @@ final class ThreadPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
     private var job: ((Int) -> Void)?
+    private let nextTask = Atomic<Int>(0)
+    private var taskCount = 0
     private var stopping = false
 
     init(threads: Int) {
@@ -54,9 +56,9 @@ final class ThreadPool: @unchecked Sendable {
         while true {
             // spin a little, then sleep
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < 20_000 {
+            while generation.load(ordering: .acquiring) == seen && spins < 4_000 {
                 spins += 1
-                if spins & 63 == 0 { sched_yield() }
+                if spins & 15 == 0 { sched_yield() }
             }
             if generation.load(ordering: .acquiring) == seen {
                 pthread_mutex_lock(&mutex)
@@ -69,16 +71,33 @@ final class ThreadPool: @unchecked Sendable {
             }
             if stopping { return }
             seen = generation.load(ordering: .acquiring)
-            if let j = job { j(index) }
+            if let j = job { drain(j) }
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
-    /// Runs body(i) for i in 0..<threads, body(0) on the caller; returns when all are done.
-    func run(_ body: (Int) -> Void) {
-        if workers.isEmpty { body(0); return }
+    /// Takes task indices until none are left (dynamic scheduling: a thread that was
+    /// descheduled by another process does not hold the others up).
+    private func drain(_ body: (Int) -> Void) {
+        while true {
+            let t = nextTask.add(1, ordering: .relaxed).oldValue
+            if t >= taskCount { return }
+            body(t)
+        }
+    }
+
+    /// Runs body(t) for every t in 0..<tasks on the pool (the caller takes part) and returns
+    /// when all are done. Which thread runs which task is not fixed; results must depend on
+    /// the task index only.
+    func run(tasks: Int, _ body: (Int) -> Void) {
+        if workers.isEmpty || tasks <= 1 {
+            for t in 0..<tasks { body(t) }
+            return
+        }
         withoutActuallyEscaping(body) { b in
             job = b
+            taskCount = tasks
+            nextTask.store(0, ordering: .relaxed)
             remaining.store(workers.count, ordering: .sequentiallyConsistent)
             generation.add(1, ordering: .releasing)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
@@ -86,8 +105,12 @@ final class ThreadPool: @unchecked Sendable {
                 pthread_cond_broadcast(&cond)
                 pthread_mutex_unlock(&mutex)
             }
-            b(0)
-            while remaining.load(ordering: .acquiring) > 0 { }
+            drain(b)
+            var spins = 0
+            while remaining.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 256 { sched_yield() }
+            }
             job = nil
         }
     }

@@ -36,7 +36,7 @@ final class TransformerStack {
 
     static func trainingFloats(_ s: StackShape, threads: Int) -> Int {
         s.M * s.W + s.depth * floatsPerLayer(s)
-            + s.M * (3 * s.W + 3 * s.W + 2 * s.hidden) + threads * s.T * s.T
+            + s.M * (3 * s.W + 3 * s.W + 2 * s.hidden) + 2 * threads * s.T * s.T
     }
 
     /// Lays out buffers for `shape` (training: `depth` layers kept; inference: one layer reused).
@@ -57,11 +57,11 @@ final class TransformerStack {
                 out: take(M * W)))
         }
         if training {
-            var q = grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + threads * shape.T * shape.T)
+            var q = grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + 2 * threads * shape.T * shape.T)
             func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
             dres = takeG(M * W); dln = takeG(M * W); dattn = takeG(M * W)
             dqkv = takeG(3 * M * W); dfc1 = takeG(M * Hd); dgelu = takeG(M * Hd)
-            dprobs = takeG(threads * shape.T * shape.T)
+            dprobs = takeG(2 * threads * shape.T * shape.T)
         }
     }
 

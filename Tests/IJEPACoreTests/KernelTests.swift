@@ -134,7 +134,7 @@ final class KernelTests: XCTestCase {
         assertClose(fwd(qkv, ex: ex2), naive, atol: 1e-5, rtol: 1e-5, "attention forward, 2 threads")
         let o = HostTensor(zeros: S * T * W), P = HostTensor(zeros: S * H * T * T), Q = HostTensor(qkv)
         attentionForward(o.p, P.p, Q.p, S, T, W, H, ex2)
-        let dQ = HostTensor(zeros: S * T * 3 * W), scratch = HostTensor(zeros: 2 * T * T), Rt = HostTensor(R)
+        let dQ = HostTensor(zeros: S * T * 3 * W), scratch = HostTensor(zeros: 4 * T * T), Rt = HostTensor(R)
         attentionBackward(dQ.p, scratch.p, Rt.p, Q.p, P.p, S, T, W, H, ex2)
         var qv = qkv
         XCTAssertLessThan(relativeL2(dQ.array, finiteDifference(&qv, eps: 1e-2) { dot(fwd($0, ex: ex1), R) }), 1e-2)

@@ -1,0 +1,143 @@
+/*
+ * bench_ijepa.c — times this library's train step and encode through the C ABI.
+ *
+ *   bench_ijepa train  IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS MASKFILE
+ *   bench_ijepa encode IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS
+ *   bench_ijepa masks  IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH COUNT MASKFILE
+ *   bench_ijepa sgemm  N THREADS ITERS
+ *
+ * "masks" samples COUNT mask batches with the official collator (seed 0) and writes them to
+ * MASKFILE (int32: count, then per batch num_enc,k_enc,num_pred,k_pred, enc[], pred[]); the
+ * train mode (and the PyTorch side, bench/torch_step.py) cycle through the same masks, so
+ * both do identical work. Prints one JSON line: per-iteration seconds after warm-up.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ijepa.h>
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void openblas_set_num_threads(int);
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_ijepa: %s: %s\n", what, ijepa_last_error());
+    exit(1);
+}
+
+static ijepa_config make_config(char **a) {
+    ijepa_config c = ijepa_config_default();
+    c.image_size = atoi(a[0]); c.patch_size = atoi(a[1]); c.in_chans = atoi(a[2]);
+    c.embed_dim = atoi(a[3]); c.depth = atoi(a[4]); c.num_heads = atoi(a[5]);
+    c.pred_embed_dim = atoi(a[6]); c.pred_depth = atoi(a[7]);
+    c.min_keep = 4;
+    return c;
+}
+
+static void fill_images(float *x, size_t n) {
+    uint64_t s = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        x[i] = (float)((s >> 40) & 0xFFFF) / 32768.0f - 1.0f;
+    }
+}
+
+static void print_times(const char *mode, const double *t, int n) {
+    printf("{\"impl\":\"ijepa\",\"mode\":\"%s\",\"times\":[", mode);
+    for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", t[i]);
+    printf("]}\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: see the comment at the top of bench_ijepa.c\n"); return 2; }
+    const char *mode = argv[1];
+    if (!strcmp(mode, "sgemm")) {
+        int n = atoi(argv[2]), threads = atoi(argv[3]), iters = atoi(argv[4]);
+        openblas_set_num_threads(threads);
+        float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
+        fill_images(a, (size_t)n * n); fill_images(b, (size_t)n * n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double *t = malloc(sizeof(double) * iters);
+        for (int i = 0; i < iters; i++) {
+            double t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+            t[i] = now() - t0;
+        }
+        print_times("sgemm", t, iters);
+        return 0;
+    }
+    if (argc < 11) { fprintf(stderr, "bench_ijepa: too few arguments\n"); return 2; }
+    ijepa_config cfg = make_config(argv + 2);
+    int batch = atoi(argv[10]);
+    if (!strcmp(mode, "masks")) {
+        int count = atoi(argv[11]);
+        ijepa_model *m;
+        if (ijepa_model_create(&cfg, &m)) die("create");
+        FILE *f = fopen(argv[12], "wb");
+        if (!f) { perror(argv[12]); return 1; }
+        fwrite(&count, 4, 1, f);
+        for (int k = 0; k < count; k++) {
+            ijepa_masks mk;
+            if (ijepa_masks_sample(m, batch, &mk)) die("masks");
+            int32_t hdr[4] = {mk.num_enc, mk.k_enc, mk.num_pred, mk.k_pred};
+            fwrite(hdr, 4, 4, f);
+            fwrite(mk.enc, 4, (size_t)mk.num_enc * batch * mk.k_enc, f);
+            fwrite(mk.pred, 4, (size_t)mk.num_pred * batch * mk.k_pred, f);
+            ijepa_masks_free(&mk);
+        }
+        fclose(f);
+        ijepa_model_free(m);
+        return 0;
+    }
+    cfg.n_threads = atoi(argv[11]);
+    int iters = atoi(argv[12]);
+    ijepa_model *m;
+    if (ijepa_model_create(&cfg, &m)) die("create");
+    size_t n = (size_t)batch * cfg.in_chans * cfg.image_size * cfg.image_size;
+    float *img = malloc(n * sizeof(float));
+    fill_images(img, n);
+    double *t = malloc(sizeof(double) * iters);
+    if (!strcmp(mode, "encode")) {
+        float *pooled = malloc((size_t)batch * cfg.embed_dim * sizeof(float));
+        for (int i = 0; i < 2; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
+        for (int i = 0; i < iters; i++) {
+            double t0 = now();
+            if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
+            t[i] = now() - t0;
+        }
+        print_times("encode", t, iters);
+    } else {
+        FILE *f = fopen(argv[13], "rb");
+        if (!f) { perror(argv[13]); return 1; }
+        int count = 0;
+        if (fread(&count, 4, 1, f) != 1 || count < 1) { fprintf(stderr, "bad mask file\n"); return 1; }
+        ijepa_masks *mk = calloc(count, sizeof(ijepa_masks));
+        for (int k = 0; k < count; k++) {
+            int32_t hdr[4];
+            if (fread(hdr, 4, 4, f) != 4) { fprintf(stderr, "bad mask file\n"); return 1; }
+            mk[k].batch = batch; mk[k].num_enc = hdr[0]; mk[k].k_enc = hdr[1]; mk[k].num_pred = hdr[2]; mk[k].k_pred = hdr[3];
+            size_t ne = (size_t)hdr[0] * batch * hdr[1], np = (size_t)hdr[2] * batch * hdr[3];
+            mk[k].enc = malloc(ne * 4); mk[k].pred = malloc(np * 4);
+            if (fread(mk[k].enc, 4, ne, f) != ne || fread(mk[k].pred, 4, np, f) != np) { fprintf(stderr, "bad mask file\n"); return 1; }
+        }
+        fclose(f);
+        ijepa_step_stats st;
+        for (int i = 0; i < 2; i++) if (ijepa_train_step(m, img, batch, &mk[i % count], &st)) die("train_step");
+        for (int i = 0; i < iters; i++) {
+            double t0 = now();
+            if (ijepa_train_step(m, img, batch, &mk[(i + 2) % count], &st)) die("train_step");
+            t[i] = now() - t0;
+        }
+        print_times("train", t, iters);
+    }
+    ijepa_model_free(m);
+    return 0;
+}
