@@ -62,7 +62,7 @@ public final class Model {
         layout = ParamLayout(config)
         let n = layout.totalCount
         let bytes = Double(n) * 4 * 4 + Double(layout.encoderCount) * 4
-        if bytes > Exec.physicalMemory * 0.9 {
+        if bytes > Exec.availableMemory * 0.9 {
             throw IJEPAError.outOfMemory("model needs \(Int(bytes / 1_048_576)) MiB for parameters and optimizer state, more than this machine's memory")
         }
         params = FloatBuffer(count: n)
@@ -101,6 +101,52 @@ public final class Model {
         adamM.zero(); adamV.zero(); grads.zero()
         step = 0
         gradsReady = false
+    }
+
+    /// Floats of activation memory a step of this shape needs (kEnc = kPred = 0: encode only);
+    /// nil when the count overflows.
+    public func activationFloats(batch B: Int, kEnc Kc: Int, kPred Kt: Int) -> Int? {
+        let c = config
+        func mul(_ xs: Int...) -> Int? {
+            var r = 1
+            for x in xs { let (v, o) = r.multipliedReportingOverflow(by: x); if o { return nil }; r = v }
+            return r
+        }
+        guard let tokens = mul(B, c.numPatches), let attn = mul(B, c.numHeads, c.numPatches, c.numPatches),
+              let wide = mul(tokens, 8 * c.embedDim + 2 * c.mlpHidden + c.patchDim + 8) else { return nil }
+        var total = attn + wide + mul(tokens, 3 * c.embedDim)!   // target: one layer of scratch, full/LN/out
+        if Kc > 0 {
+            let nenc = c.numEncMasks, npred = c.numPredMasks
+            guard let mc = mul(nenc, B, Kc), let sp = mul(npred, nenc, B), let mp = mul(sp, Kc + Kt),
+                  let encL = mul(mc, 8 * c.embedDim + 2 * c.mlpHidden + 4), let encA = mul(nenc, B, c.numHeads, Kc, Kc),
+                  let predL = mul(mp, 8 * c.predEmbedDim + 2 * c.predMlpHidden + 4),
+                  let predA = mul(sp, c.effectivePredHeads, Kc + Kt, Kc + Kt),
+                  let e = mul(c.depth, encL + encA), let p = mul(c.predDepth, predL + predA),
+                  let extra = mul(mp + mc, 8 * c.embedDim + 8 * c.predEmbedDim)
+            else { return nil }
+            let (t1, o1) = total.addingReportingOverflow(e + p)
+            let (t2, o2) = t1.addingReportingOverflow(extra)
+            if o1 || o2 { return nil }
+            total = t2
+        }
+        return total
+    }
+
+    /// Activation memory already allocated for (floats), so growth is only checked once per shape.
+    private var checkedActivationFloats = 0
+
+    /// Fails with outOfMemory before allocating when a step of this shape cannot fit.
+    func checkMemory(_ floats: Int?) throws {
+        guard let floats, floats < Int.max / 8 else {
+            throw IJEPAError.outOfMemory("the activations of this batch overflow the address space; use a smaller batch")
+        }
+        if floats <= checkedActivationFloats { return }
+        let need = Double(floats - checkedActivationFloats) * 4
+        let avail = Exec.availableMemory
+        if need > avail * 0.9 {
+            throw IJEPAError.outOfMemory("this batch needs about \(Int(Double(floats) * 4 / 1_048_576)) MiB of activations; only \(Int(avail / 1_048_576)) MiB are available. Use a smaller batch.")
+        }
+        checkedActivationFloats = floats
     }
 
     /// Marks the gradients as consumed (after loading weights, for instance).
@@ -148,6 +194,7 @@ public final class Model {
         gradsReady = false
         if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
         try checkMasks(masks, batch: B)
+        try checkMemory(activationFloats(batch: B, kEnc: masks.kEnc, kPred: masks.kPred))
         let c = config
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()
@@ -358,6 +405,7 @@ public final class Model {
     public func encode(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind,
                        tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
         if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
         let c = config
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()

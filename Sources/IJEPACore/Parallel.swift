@@ -17,6 +17,23 @@ public final class Exec: @unchecked Sendable {
 
     public static var hardwareThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// Memory available to new allocations (MemAvailable of /proc/meminfo; physical memory
+    /// where that cannot be read), in bytes.
+    public static var availableMemory: Double {
+        if let f = fopen("/proc/meminfo", "r") {
+            defer { fclose(f) }
+            var line = [CChar](repeating: 0, count: 256)
+            while fgets(&line, 256, f) != nil {
+                let s = String(cString: line)
+                if s.hasPrefix("MemAvailable:") {
+                    let digits = s.split(separator: " ").compactMap { Double($0) }
+                    if let kb = digits.first { return kb * 1024 }
+                }
+            }
+        }
+        return physicalMemory
+    }
+
     /// Physical memory in bytes.
     public static var physicalMemory: Double { Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))) }
 
