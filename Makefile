@@ -69,7 +69,7 @@ swift-test:
 	$(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)
 
 c-test: stage
-	$(MAKE) --no-print-directory -C tests/c STAGE=$(STAGE) run
+	$(MAKE) --no-print-directory -C Tests/C STAGE=$(STAGE) run
 
 examples: stage
 	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE)
@@ -91,5 +91,5 @@ bench: deps bench-deps bench/build/bench_ijepa
 
 clean:
 	rm -rf .build .build-dist $(BUILD) bench/build
-	-$(MAKE) -C tests/c clean
+	-$(MAKE) -C Tests/C clean
 	-$(MAKE) -C examples clean

@@ -67,7 +67,7 @@ typedef struct ijepa_config {
     uint32_t struct_size;                 /* set by ijepa_config_default / _preset           */
     int32_t  image_size, patch_size, in_chans;
     int32_t  embed_dim, depth, num_heads;
-    float    mlp_ratio;
+    float    mlp_ratio;                   /* encoder MLP; the predictor's is 4, as official  */
     int32_t  pred_embed_dim, pred_depth, pred_num_heads;   /* pred_num_heads 0 = num_heads    */
     int32_t  num_enc_masks, num_pred_masks, min_keep, allow_overlap, full_grid;
     float    enc_mask_scale[2], pred_mask_scale[2], aspect_ratio[2];

@@ -34,7 +34,7 @@ public func ijepa_resize_bilinear(_ images: UnsafePointer<Float>?, _ batch: Int3
         guard let images else { throw invalid("images is NULL") }
         guard let out else { throw invalid("out is NULL") }
         try validateAugmentArguments(batch: Int(batch), channels: Int(channels), height: Int(height), width: Int(width),
-                                     outH: Int(out_height), outW: Int(out_width))
+                                     outH: Int(out_height), outW: Int(out_width), outNames: ("out_height", "out_width"))
         let (B, C, H, W) = (Int(batch), Int(channels), Int(height), Int(width))
         let box = CropBox(i: 0, j: 0, h: H, w: W)
         for b in 0..<B {

@@ -54,9 +54,9 @@ func checkImages(_ images: UnsafePointer<Float>?, _ m: Model, _ batch: Int) thro
     return images
 }
 
-/// Copies and validates caller masks (NULL → sample from the model's collator).
-func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throws -> MaskSet {
-    guard let mp else { return try m.sampleMasks(batch: batch) }
+/// Copies and validates caller masks (NULL → nil: the model samples its own).
+func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throws -> MaskSet? {
+    guard let mp else { return nil }
     let k = mp.pointee
     let N = m.config.numPatches
     if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }

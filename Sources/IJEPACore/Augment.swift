@@ -83,11 +83,13 @@ public func randomResizedCrop(_ images: UnsafePointer<Float>, batch B: Int, chan
 }
 
 /// Checks the arguments shared by the augmentation entry points.
-public func validateAugmentArguments(batch: Int, channels: Int, height: Int, width: Int, outH: Int, outW: Int) throws {
+/// `outNames` are the caller's argument names for the output height and width.
+public func validateAugmentArguments(batch: Int, channels: Int, height: Int, width: Int, outH: Int, outW: Int,
+                                     outNames: (String, String) = ("out_size", "out_size")) throws {
     func bad(_ m: String) -> IJEPAError { .invalidArgument(m) }
     if batch < 1 || batch > 1 << 20 { throw bad("batch must be in 1...\(1 << 20), got \(batch)") }
     if channels < 1 || channels > 64 { throw bad("channels must be in 1...64, got \(channels)") }
-    for (v, n) in [(height, "height"), (width, "width"), (outH, "out_size"), (outW, "out_size")] where v < 1 || v > 16384 {
+    for (v, n) in [(height, "height"), (width, "width"), (outH, outNames.0), (outW, outNames.1)] where v < 1 || v > 16384 {
         throw bad("\(n) must be in 1...16384, got \(v)")
     }
     let (a, o1) = (batch * channels).multipliedReportingOverflow(by: max(height * width, outH * outW))

@@ -132,6 +132,10 @@ extension Model {
     /// Loads a checkpoint written by `save` (config from its metadata), with the training state
     /// when the file has it.
     public static func load(from path: String, nThreads: Int? = nil) throws -> Model {
+        try namingFile(path) { try loadUnnamed(from: path, nThreads: nThreads) }
+    }
+
+    private static func loadUnnamed(from path: String, nThreads: Int?) throws -> Model {
         let f = try SafetensorsFile(path: path)
         guard let cj = f.metadata["ijepa.config"] else {
             throw IJEPAError.format("\(path) has no 'ijepa.config' metadata (not written by this library); create a model with the right config and use load_weights")
@@ -144,7 +148,7 @@ extension Model {
     }
 
     public func loadWeights(from path: String, strict: Bool) throws {
-        try loadWeights(try SafetensorsFile(path: path), strict: strict, trainingState: false)
+        try namingFile(path) { try loadWeights(try SafetensorsFile(path: path), strict: strict, trainingState: false) }
     }
 
     /// Copies weights from a parsed file. Names may carry DDP's `module.` component
@@ -219,5 +223,16 @@ extension Model {
         collator.locationRNG = newRNG
         (overrideLR, overrideWD, overrideEMA) = newOverride
         invalidateGradients()
+    }
+}
+
+/// Prefixes format and numeric errors with the file they are about.
+func namingFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as IJEPAError {
+        switch e {
+        case .format(let m): throw IJEPAError.format("\(path): \(m)")
+        case .numeric(let m): throw IJEPAError.numeric("\(path): \(m)")
+        default: throw e
+        }
     }
 }

@@ -183,6 +183,21 @@ public struct MaskCollator: Sendable {
                       + "would loop forever (facebookresearch/ijepa issue #68). Lower min_keep, raise "
                       + "\(scaleName), or use a smaller patch_size.")
         }
+        // Smallest blocks over a dense sweep of the one random draw: if some draws give a block
+        // of <= min_keep patches, a model with this config would fail at some later step, so
+        // reject it now.
+        for (what, scale, aspect, scaleName) in [("target (pred)", pred, ar, "pred_mask_scale"),
+                                                 ("context (enc)", enc, (1.0, 1.0), "enc_mask_scale")] {
+            for k in 0...4096 {
+                let (h, w) = blockSize(Double(k) / 4096, scale: scale, aspect: aspect)
+                if h * w <= minKeep {
+                    throw bad("some draws give a \(what) block of \(h)x\(w) = \(h * w) patches, not more than "
+                              + "min_keep = \(minKeep), on the \(g)x\(g) patch grid; the official sampler would "
+                              + "loop forever on them (facebookresearch/ijepa issue #68). Lower min_keep or raise "
+                              + "the lower end of \(scaleName).")
+                }
+            }
+        }
     }
 
     /// The official size clipping: `while h >= H: h -= 1`, or `while h > H` with fullGrid.

@@ -389,15 +389,37 @@ public final class Model {
         return s
     }
 
-    /// One full official training step; masks nil = sample from the model's collator.
-    public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil) throws -> StepStats {
-        let mk: MaskSet
-        if let masks { mk = masks } else {
-            if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
-            mk = try collator.sample(batch: batch)
+    /// forwardBackward with masks sampled from the model's collator when `masks` is nil. The
+    /// images are checked before sampling, and on any error the collator is restored, so a
+    /// failed call leaves the mask stream exactly where it was.
+    @discardableResult
+    public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?) throws -> Float {
+        if let masks { return try forwardBackward(images: images, batch: batch, masks: masks) }
+        if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+        let c = config
+        try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
+        let saved = collator
+        do {
+            let mk = try collator.sample(batch: batch)
+            return try forwardBackward(images: images, batch: batch, masks: mk)
+        } catch {
+            collator = saved
+            throw error
         }
-        try forwardBackward(images: images, batch: batch, masks: mk)
-        return try optimizerStep()
+    }
+
+    /// One full official training step; masks nil = sample from the model's collator. On any
+    /// error nothing is updated: parameters, optimizer state, target encoder, step counter and
+    /// mask stream are as they were.
+    public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil) throws -> StepStats {
+        let saved = collator
+        do {
+            try forwardBackward(images: images, batch: batch, masks: masks)
+            return try optimizerStep()
+        } catch {
+            collator = saved
+            throw error
+        }
     }
 
     /// Encodes full images with the target or context encoder. tokens: [B, N, D] (or nil);

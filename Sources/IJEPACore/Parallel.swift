@@ -24,7 +24,7 @@ public final class Exec: @unchecked Sendable {
             defer { fclose(f) }
             var line = [CChar](repeating: 0, count: 256)
             while fgets(&line, 256, f) != nil {
-                let s = String(cString: line)
+                let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 if s.hasPrefix("MemAvailable:") {
                     let digits = s.split(separator: " ").compactMap { Double($0) }
                     if let kb = digits.first { return kb * 1024 }

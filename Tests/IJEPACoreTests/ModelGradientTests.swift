@@ -9,7 +9,7 @@ final class ModelGradientTests: XCTestCase {
         c.imageSize = 8; c.patchSize = 2; c.inChans = 2
         c.embedDim = 8; c.depth = 2; c.numHeads = 2; c.mlpRatio = 2
         c.predEmbedDim = 8; c.predDepth = 1; c.predNumHeads = 2
-        c.numEncMasks = nenc; c.numPredMasks = npred; c.minKeep = 1
+        c.numEncMasks = nenc; c.numPredMasks = npred; c.minKeep = 0
         c.nThreads = 2
         return c
     }

@@ -1,0 +1,207 @@
+"""Fashion-MNIST I-JEPA recipe (`fmnist-tiny`) over the `ijepa` Python package: data, the
+pretraining loop, the linear probe and the pictures. Used by fmnist_demo.py (make demo) and
+fmnist_eval.py (make eval-fmnist).
+
+Recipe (matching the official code's run it is compared with):
+  images 28 -> 32 by RandomResizedCrop(32, scale (0.3, 1.0), ratio (3/4, 4/3)), normalized
+  with mean 0.2860 / std 0.3530; in_chans 1, patch 4 (8x8 grid); encoder 192 x 6, 3 heads;
+  predictor 96 x 4; official masks but min_keep 4; batch 256; lr 2e-4 -> 1e-3 -> 1e-6 with 10%
+  warmup; wd 0.04 -> 0.4; EMA 0.996 -> 1.0.
+Probe: mean over patch tokens of the TARGET encoder (after its final norm) on the un-augmented
+images resized 28 -> 32 (bilinear) and normalized; standardized with train-set mean/std;
+LogisticRegression(max_iter=1000) on all 60k train features; accuracy on the 10k test images.
+"""
+import gzip
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import ijepa  # noqa: E402
+
+DATA_DIR = os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
+MEAN, STD = 0.2860, 0.3530
+BATCH = 256
+
+
+def read_idx(path):
+    """Reads an IDX file (optionally gzipped): ubyte images [n, 28, 28] or labels [n]."""
+    op = gzip.open if path.endswith(".gz") else open
+    with op(path, "rb") as f:
+        data = f.read()
+    magic, = struct.unpack(">I", data[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: IDX size mismatch")
+    return arr.reshape(dims)
+
+
+def load_fmnist():
+    """(train_x [60000,1,28,28] float32 in [0,1], train_y, test_x, test_y)."""
+    def p(name):
+        for n in (name, name + ".gz"):
+            if os.path.exists(os.path.join(DATA_DIR, n)):
+                return os.path.join(DATA_DIR, n)
+        raise SystemExit(f"Fashion-MNIST not found in {DATA_DIR} (Debian: apt-get install dataset-fashion-mnist)")
+    tx = read_idx(p("train-images-idx3-ubyte")).astype(np.float32)[:, None] / 255.0
+    ty = read_idx(p("train-labels-idx1-ubyte")).astype(np.int64)
+    vx = read_idx(p("t10k-images-idx3-ubyte")).astype(np.float32)[:, None] / 255.0
+    vy = read_idx(p("t10k-labels-idx1-ubyte")).astype(np.int64)
+    return tx, ty, vx, vy
+
+
+def recipe_config(total_steps, seed=0, n_threads=0):
+    return ijepa.Config.preset(
+        "fmnist_tiny", total_steps=int(total_steps), warmup_steps=max(1, int(0.1 * total_steps)),
+        start_lr=2e-4, lr=1e-3, final_lr=1e-6, weight_decay=0.04, final_weight_decay=0.4,
+        ema_start=0.996, ema_end=1.0, seed=seed, n_threads=n_threads)
+
+
+def normalize(x):
+    return ((x - MEAN) / STD).astype(np.float32)
+
+
+class Augment:
+    """RandomResizedCrop(32, scale (0.3, 1), ratio (3/4, 4/3)) in the library, then normalize."""
+
+    def __init__(self, seed):
+        self.crop = ijepa.RandomResizedCrop(32, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3), seed=seed)
+
+    def __call__(self, x):
+        return normalize(self.crop(x))
+
+
+def fmt_time(s):
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, stream=sys.stdout):
+    """Runs `steps` official training steps (batches drawn epoch by epoch, shuffled with
+    `seed`, drop_last); stops early when time_budget seconds have passed. Returns the list of
+    losses and the wall time."""
+    rng = np.random.default_rng(seed)
+    aug = Augment(seed + 1)
+    n = len(train_x)
+    per_epoch = n // BATCH
+    order = rng.permutation(n)
+    losses = []
+    t0 = time.time()
+    for step in range(steps):
+        k = step % per_epoch
+        if k == 0 and step > 0:
+            order = rng.permutation(n)
+        idx = order[k * BATCH:(k + 1) * BATCH]
+        batch = aug(train_x[idx])
+        st = model.train_step(batch)
+        losses.append(st.loss)
+        el = time.time() - t0
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            rate = (step + 1) * BATCH / el
+            eta = (steps - step - 1) * el / (step + 1)
+            if time_budget:
+                eta = min(eta, max(0.0, time_budget - el))
+            done = (step + 1) / steps
+            bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+            stream.write(f"\r[{bar}] step {step + 1}/{steps} epoch {step / per_epoch:5.2f} "
+                         f"loss {st.loss:.4f} lr {st.lr:.2e} {rate:6.1f} img/s ETA {fmt_time(eta)}  ")
+            stream.flush()
+        if time_budget and time.time() - t0 > time_budget:
+            break
+    if log_every:
+        stream.write("\n")
+    return losses, time.time() - t0
+
+
+def probe_images(x):
+    """Un-augmented images resized 28 -> 32 (bilinear) and normalized."""
+    return normalize(ijepa.resize_bilinear(x, 32))
+
+
+def features(model, x, batch=500):
+    """Mean-pooled target-encoder tokens (after its final norm)."""
+    out = np.empty((len(x), model.embed_dim), np.float32)
+    for i in range(0, len(x), batch):
+        out[i:i + batch] = model.encode(probe_images(x[i:i + batch]), encoder="target", pooled=True)
+    return out
+
+
+def linear_probe(ftr, ytr, fte, yte):
+    """Standardize with train mean/std; LogisticRegression(max_iter=1000, lbfgs, C=1); test accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
+    clf = LogisticRegression(max_iter=1000)
+    clf.fit((ftr - mu) / sd, ytr)
+    return float(clf.score((fte - mu) / sd, yte))
+
+
+def feature_std(f):
+    """Mean over dimensions of the std across images (0 = collapsed)."""
+    return float(f.std(0).mean())
+
+
+def save_loss_curve(losses, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.8, color="#999999", label="loss per step")
+    if len(losses) >= 20:
+        w = max(5, len(losses) // 50)
+        sm = np.convolve(losses, np.ones(w) / w, mode="valid")
+        ax.plot(np.arange(w, len(losses) + 1), sm, lw=1.6, color="#1f5fa8", label=f"moving mean ({w})")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("smooth-L1 loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_mask_picture(model, images, path, n=8):
+    """Sample images (augmented as in training) with the context (blue) and the 4 target blocks."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    masks = model.sample_masks(n)
+    g = model.config.grid_size
+    p = 32 // g
+    colors = ["#e4572e", "#f3a712", "#29bf12", "#a41623", "#8e5572", "#00a6a6"]
+    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4), dpi=110)
+    for b in range(n):
+        img = images[b, 0] * 0.3530 + 0.2860
+        for row, ax in enumerate(axes[:, b]):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]); ax.set_yticks([])
+            if row == 0:
+                for e in range(masks.enc.shape[0]):
+                    for k in masks.enc[e, b]:
+                        r, c = divmod(int(k), g)
+                        ax.add_patch(plt.Rectangle((c * p - .5, r * p - .5), p, p, color="#1f5fa8", alpha=0.45, lw=0))
+            else:
+                for t in range(masks.pred.shape[0]):
+                    for k in masks.pred[t, b]:
+                        r, c = divmod(int(k), g)
+                        ax.add_patch(plt.Rectangle((c * p - .5, r * p - .5), p, p, fill=False,
+                                                   ec=colors[t % len(colors)], lw=1.4))
+    axes[0, 0].set_ylabel("context", fontsize=8)
+    axes[1, 0].set_ylabel("targets", fontsize=8)
+    fig.suptitle(f"context ({masks.enc.shape[2]} patches kept) and {masks.pred.shape[0]} target blocks "
+                 f"({masks.pred.shape[2]} patches each) on the {g}x{g} patch grid", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_json_line(path, obj):
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")

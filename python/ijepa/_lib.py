@@ -1,0 +1,285 @@
+"""Low-level binding: ``include/ijepa.h`` mirrored 1:1 with ctypes.
+
+Everything here is a direct transcription of the C header (ABI version 1): the structs with
+their exact field order and types, every constant, and ``argtypes``/``restype`` for every
+function. Nothing is wrapped or checked; use the high-level API in :mod:`ijepa` unless you
+need the raw calls (for example ``lib.ijepa_model_buffer``).
+
+The shared library is located, in this order:
+
+1. the environment variable ``IJEPA_LIBRARY`` (a path, or a bare file name for the dynamic
+   loader's search; if it is set, nothing else is tried),
+2. a copy shipped inside this package (``ijepa/lib/libijepa.so*``, see ``make -C python bundle``),
+3. the system: ``ctypes.util.find_library("ijepa")``, then
+   ``$(pkg-config --variable=libdir ijepa)/libijepa.so.1``.
+
+Importing this module loads the library and checks ``ijepa_abi_version() == ABI_VERSION``;
+failures raise :class:`LibraryNotFoundError` (an :class:`ImportError`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import subprocess
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
+
+__all__ = [
+    "ABI_VERSION", "lib", "library_path", "load_library", "LibraryNotFoundError",
+    "ijepa_config", "ijepa_masks", "ijepa_step_stats", "ijepa_tensor_info", "ijepa_log_callback",
+]
+
+#: The IJEPA_ABI_VERSION this binding was written for.
+ABI_VERSION = 1
+#: The SONAME major of that ABI.
+SONAME = "libijepa.so.%d" % ABI_VERSION
+
+# ---- status codes ---------------------------------------------------------------------------
+IJEPA_OK = 0
+IJEPA_ERR_INVALID_ARGUMENT = -1
+IJEPA_ERR_SHAPE = -2
+IJEPA_ERR_OUT_OF_MEMORY = -3
+IJEPA_ERR_IO = -4
+IJEPA_ERR_FORMAT = -5
+IJEPA_ERR_STATE = -6
+IJEPA_ERR_NUMERIC = -7
+IJEPA_ERR_INTERNAL = -8
+
+# ---- buffers ----------------------------------------------------------------------------------
+IJEPA_BUF_PARAMS = 0
+IJEPA_BUF_GRADS = 1
+IJEPA_BUF_TARGET = 2
+IJEPA_BUF_ADAM_M = 3
+IJEPA_BUF_ADAM_V = 4
+
+# ---- encoders -------------------------------------------------------------------------------
+IJEPA_TARGET_ENCODER = 0
+IJEPA_CONTEXT_ENCODER = 1
+
+# ---- save flags -----------------------------------------------------------------------------
+IJEPA_SAVE_WEIGHTS = 1
+IJEPA_SAVE_TRAINING_STATE = 2
+
+# ---- log levels -----------------------------------------------------------------------------
+IJEPA_LOG_DEBUG = 0
+IJEPA_LOG_INFO = 1
+IJEPA_LOG_WARN = 2
+IJEPA_LOG_ERROR = 3
+
+
+# ---- structs --------------------------------------------------------------------------------
+class ijepa_config(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("image_size", c_int32), ("patch_size", c_int32), ("in_chans", c_int32),
+        ("embed_dim", c_int32), ("depth", c_int32), ("num_heads", c_int32),
+        ("mlp_ratio", c_float),
+        ("pred_embed_dim", c_int32), ("pred_depth", c_int32), ("pred_num_heads", c_int32),
+        ("num_enc_masks", c_int32), ("num_pred_masks", c_int32), ("min_keep", c_int32),
+        ("allow_overlap", c_int32), ("full_grid", c_int32),
+        ("enc_mask_scale", c_float * 2), ("pred_mask_scale", c_float * 2),
+        ("aspect_ratio", c_float * 2),
+        ("start_lr", c_float), ("lr", c_float), ("final_lr", c_float),
+        ("weight_decay", c_float), ("final_weight_decay", c_float),
+        ("ema_start", c_float), ("ema_end", c_float),
+        ("warmup_steps", c_int64), ("total_steps", c_int64),
+        ("seed", c_uint64),
+        ("n_threads", c_int32),
+    ]
+
+
+class ijepa_masks(Structure):
+    _fields_ = [
+        ("batch", c_int32), ("num_enc", c_int32), ("k_enc", c_int32),
+        ("num_pred", c_int32), ("k_pred", c_int32),
+        ("enc", POINTER(c_int32)),   # [num_enc][batch][k_enc]
+        ("pred", POINTER(c_int32)),  # [num_pred][batch][k_pred]
+    ]
+
+
+class ijepa_step_stats(Structure):
+    _fields_ = [
+        ("step", c_int64),
+        ("loss", c_float), ("lr", c_float), ("weight_decay", c_float),
+        ("ema_momentum", c_float), ("grad_norm", c_float),
+    ]
+
+
+class ijepa_tensor_info(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("ndim", c_int32),
+        ("shape", c_int64 * 4),
+        ("offset", c_size_t),
+    ]
+
+
+#: void (*)(int level, const char *message, void *user_data)
+ijepa_log_callback = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+
+_model_p = c_void_p          # ijepa_model *  (opaque)
+_float_p = POINTER(c_float)
+
+#: name -> (restype, argtypes), in header order.
+PROTOTYPES = {
+    "ijepa_version": (c_char_p, []),
+    "ijepa_abi_version": (c_uint32, []),
+    "ijepa_status_string": (c_char_p, [c_int]),
+    "ijepa_last_error": (c_char_p, []),
+    "ijepa_config_default": (ijepa_config, []),
+    "ijepa_config_preset": (c_int, [c_char_p, POINTER(ijepa_config)]),
+    "ijepa_model_create": (c_int, [POINTER(ijepa_config), POINTER(_model_p)]),
+    "ijepa_model_free": (None, [_model_p]),
+    "ijepa_model_get_config": (c_int, [_model_p, POINTER(ijepa_config)]),
+    "ijepa_model_set_n_threads": (c_int, [_model_p, c_int32]),
+    "ijepa_model_num_patches": (c_int32, [_model_p]),
+    "ijepa_model_embed_dim": (c_int32, [_model_p]),
+    "ijepa_masks_sample": (c_int, [_model_p, c_int32, POINTER(ijepa_masks)]),
+    "ijepa_masks_free": (None, [POINTER(ijepa_masks)]),
+    "ijepa_train_step": (c_int, [_model_p, _float_p, c_int32, POINTER(ijepa_masks),
+                                 POINTER(ijepa_step_stats)]),
+    "ijepa_forward_backward": (c_int, [_model_p, _float_p, c_int32, POINTER(ijepa_masks),
+                                       _float_p]),
+    "ijepa_optimizer_step": (c_int, [_model_p, POINTER(ijepa_step_stats)]),
+    "ijepa_set_schedule_override": (c_int, [_model_p, c_float, c_float, c_float]),
+    "ijepa_model_buffer": (_float_p, [_model_p, c_int, POINTER(c_size_t)]),
+    "ijepa_model_num_tensors": (c_int32, [_model_p, c_int]),
+    "ijepa_model_tensor_info": (c_int, [_model_p, c_int, c_int32, POINTER(ijepa_tensor_info)]),
+    "ijepa_encode": (c_int, [_model_p, _float_p, c_int32, c_int, _float_p, _float_p]),
+    "ijepa_model_save": (c_int, [_model_p, c_char_p, c_uint32]),
+    "ijepa_model_load": (c_int, [c_char_p, POINTER(_model_p)]),
+    "ijepa_model_load_weights": (c_int, [_model_p, c_char_p, c_int]),
+    "ijepa_random_resized_crop": (c_int, [_float_p, c_int32, c_int32, c_int32, c_int32, c_int32,
+                                          c_float, c_float, c_float, c_float, POINTER(c_uint64),
+                                          _float_p]),
+    "ijepa_resize_bilinear": (c_int, [_float_p, c_int32, c_int32, c_int32, c_int32, c_int32,
+                                      c_int32, _float_p]),
+    "ijepa_log_set": (None, [ijepa_log_callback, c_void_p]),
+}
+
+#: Functions appended to ABI 1 after its first release: a library without them still loads
+#: (has_function() tells; the high-level wrappers raise ijepa.StateError).
+OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear"})
+
+
+class LibraryNotFoundError(ImportError):
+    """libijepa could not be found or loaded, or has the wrong ABI version."""
+
+
+_PACKAGE_LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+
+
+def _bundled_candidates():
+    files = glob.glob(os.path.join(_PACKAGE_LIB_DIR, "libijepa.so*"))
+    # the SONAME first, then the unversioned link, then anything else
+    def rank(p):
+        b = os.path.basename(p)
+        return (0 if b == SONAME else 1 if b == "libijepa.so" else 2, b)
+    return sorted(files, key=rank)
+
+
+def _pkg_config_libdir():
+    try:
+        r = subprocess.run(["pkg-config", "--variable=libdir", "ijepa"], capture_output=True,
+                           text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, "pkg-config not usable (%s)" % e
+    d = r.stdout.strip()
+    if r.returncode != 0 or not d:
+        return None, "pkg-config --variable=libdir ijepa: no ijepa.pc found"
+    return d, None
+
+
+def _configure(dll):
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        try:
+            f = getattr(dll, name)
+        except AttributeError:
+            if name in OPTIONAL:
+                continue
+            raise
+        f.restype = restype
+        f.argtypes = argtypes
+
+
+def has_function(name):
+    """Whether the loaded library exports `name` (see OPTIONAL)."""
+    try:
+        getattr(lib, name)
+    except AttributeError:
+        return False
+    return name in PROTOTYPES
+
+
+def load_library():
+    """Finds, loads and checks libijepa. Returns (CDLL, path or name it was loaded from)."""
+    tried = []
+
+    def attempt(what, path):
+        try:
+            dll = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s: %s (%s)" % (what, path, e))
+            return None
+        try:
+            _configure(dll)
+        except AttributeError as e:
+            tried.append("%s: %s is not libijepa (%s)" % (what, path, e))
+            return None
+        return dll
+
+    env = os.environ.get("IJEPA_LIBRARY")
+    if env:
+        # a path (relative to the working directory) or a bare name for the dynamic loader
+        path = os.path.abspath(os.path.expanduser(env)) if os.sep in env else env
+        dll = attempt("IJEPA_LIBRARY", path)
+        if dll is None:
+            raise LibraryNotFoundError(
+                "libijepa could not be loaded from IJEPA_LIBRARY:\n  " + "\n  ".join(tried)
+                + "\nUnset IJEPA_LIBRARY to search the package and the system instead.")
+        return _check_abi(dll, path)
+
+    candidates = _bundled_candidates()
+    if not candidates:
+        tried.append("bundled copy: no libijepa.so* in %s" % _PACKAGE_LIB_DIR)
+    for p in candidates:
+        dll = attempt("bundled copy", p)
+        if dll is not None:
+            return _check_abi(dll, p)
+
+    name = ctypes.util.find_library("ijepa")
+    if name is None:
+        tried.append('ctypes.util.find_library("ijepa"): not found')
+    else:
+        dll = attempt('ctypes.util.find_library("ijepa")', name)
+        if dll is not None:
+            return _check_abi(dll, name)
+
+    libdir, why = _pkg_config_libdir()
+    if libdir is None:
+        tried.append(why)
+    else:
+        p = os.path.join(libdir, SONAME)
+        dll = attempt("pkg-config libdir", p)
+        if dll is not None:
+            return _check_abi(dll, p)
+
+    raise LibraryNotFoundError(
+        "libijepa (ABI %d) was not found. Tried:\n  " % ABI_VERSION + "\n  ".join(tried)
+        + "\nBuild it with `make stage` and set IJEPA_LIBRARY=/path/to/build/stage/lib/"
+        + SONAME + ", install it (`make install`), or bundle it (`make -C python bundle`).")
+
+
+def _check_abi(dll, where):
+    abi = dll.ijepa_abi_version()
+    if abi != ABI_VERSION:
+        raise LibraryNotFoundError(
+            "libijepa at %s has ABI version %d, but this ijepa Python package was written for "
+            "ABI version %d; install a matching library or package." % (where, abi, ABI_VERSION))
+    return dll, where
+
+
+lib, library_path = load_library()
