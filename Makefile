@@ -1,7 +1,8 @@
 # ijepa — I-JEPA as an embeddable C-ABI library written in Swift.
 #
 #   make              build the distribution library build/lib/libijepa.so (static Swift runtime)
-#   make test         install what is missing, build, run every test (Swift, C)
+#   make demo         the main job: pretrain on Fashion-MNIST (~10 min), then a linear probe
+#   make test         install what is missing, build, run every test (Swift, C, Python, examples)
 #   make install      install header, library and pkg-config file (PREFIX, DESTDIR)
 #   make examples     build the C examples against the staged install (build/stage)
 #   make deps         install system packages (libopenblas-dev, pkg-config) when missing
@@ -28,7 +29,8 @@ DIST_FLAGS := -c release --scratch-path .build-dist $(SWIFT_SPEED) -Xswiftc -sta
 LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
 SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 
-.PHONY: all lib deps test swift-test c-test install stage examples bench bench-deps clean
+.PHONY: all lib deps py-deps demo-deps test swift-test c-test examples examples-test python-test \
+        swift-example-test install stage demo eval-fmnist bench bench-deps clean
 
 all: lib
 
@@ -41,13 +43,23 @@ $(LIB): $(SOURCES)
 	ln -sf libijepa.so.$(VERSION) $(BUILD)/lib/libijepa.so.$(ABI)
 	ln -sf libijepa.so.$(ABI) $(BUILD)/lib/libijepa.so
 
-# System packages, installed only when missing (needs root or sudo, as on CI).
+# System and Python packages, installed only when missing (apt needs root or sudo, as on CI).
+APT_PKGS := libopenblas-dev pkg-config gcc zlib1g-dev
 deps:
-	@if ! pkg-config --exists openblas 2>/dev/null || ! command -v cc >/dev/null; then \
-	  echo "== installing libopenblas-dev pkg-config gcc"; \
+	@if ! pkg-config --exists openblas zlib 2>/dev/null || ! command -v cc >/dev/null; then \
+	  echo "== installing $(APT_PKGS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev pkg-config gcc; \
+	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \
 	fi
+
+py-deps:
+	@$(PYTHON) -c "import numpy, pytest" 2>/dev/null || $(PYTHON) -m pip install -q numpy pytest
+
+demo-deps: deps
+	@test -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+	@$(PYTHON) -c "import numpy, sklearn, matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q numpy scikit-learn matplotlib
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -61,7 +73,8 @@ install: lib
 stage: lib
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
 
-test: deps swift-test c-test
+test: deps py-deps swift-test c-test examples-test python-test swift-example-test
+	@echo "== all test suites passed"
 
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
 swift-test:
@@ -73,6 +86,27 @@ c-test: stage
 
 examples: stage
 	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE)
+
+examples-test: stage
+	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE) run
+
+# The Python package against the freshly built library (interop tests skip without torch).
+python-test: stage py-deps
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) -m pytest -q python/tests tools/test_interop.py
+
+# The example Swift package that depends on this one by path.
+swift-example-test:
+	$(SWIFT) run --package-path examples/swift -c release train-and-encode 3
+
+# ---- the main job -----------------------------------------------------------------------
+DEMO_MINUTES ?= 10
+EPOCHS ?= 5
+OUT ?= out
+demo: demo-deps stage
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_demo.py --minutes $(DEMO_MINUTES) --out $(OUT)/demo
+
+eval-fmnist: demo-deps stage
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_eval.py --epochs $(EPOCHS) --out $(OUT)/eval
 
 # Benchmark against PyTorch (dev-only: torch is pip-installed here, never needed by the library).
 TORCH_VERSION ?= 2.13.0

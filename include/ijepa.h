@@ -90,18 +90,24 @@ typedef struct ijepa_model ijepa_model;
 
 /* Creates a model (context encoder, predictor, target encoder = copy of the encoder, AdamW
  * state) initialized as the official training path does, from cfg->seed. cfg is copied.
+ * Handles are opaque ids, never reused: a freed handle is rejected (IJEPA_ERR_INVALID_ARGUMENT)
+ * even after new models were created.
  * cfg->struct_size must be at least the size of the first release of ijepa_config.
  * On success *out owns the model; release it with ijepa_model_free. */
 int  ijepa_model_create(const ijepa_config *cfg, ijepa_model **out);
 /* Releases a model and everything it owns. NULL is a no-op. */
 void ijepa_model_free(ijepa_model *m);
-/* Copies the model's config into *out (out->struct_size is set). */
+/* Copies the model's config into *out (out->struct_size is set; n_threads is the current
+ * value, see ijepa_model_set_n_threads). */
 int  ijepa_model_get_config(const ijepa_model *m, ijepa_config *out);
 /* Threads used by this model's kernels; <= 0 means all cores. */
 int  ijepa_model_set_n_threads(ijepa_model *m, int32_t n_threads);
-/* Patches per image (grid * grid) and encoder width; -1 if m is NULL. */
+/* Patches per image (grid * grid) and encoder width; -1 if m is not a live model. */
 int32_t ijepa_model_num_patches(const ijepa_model *m);
 int32_t ijepa_model_embed_dim(const ijepa_model *m);
+/* Optimizer steps taken so far (the schedules' counter; restored by ijepa_model_load);
+ * -1 if m is not a live model. */
+int64_t ijepa_model_step(const ijepa_model *m);
 
 /* ---- masks --------------------------------------------------------------------------- */
 typedef struct ijepa_masks {              /* patch indices n = row*grid + col                 */
@@ -135,7 +141,10 @@ int ijepa_train_step(ijepa_model *m, const float *images, int32_t batch,
                      const ijepa_masks *masks, ijepa_step_stats *stats /* may be NULL */);
 /* The first half of a step: forward and backward; overwrites the gradient buffer
  * (IJEPA_BUF_GRADS). Between this and ijepa_optimizer_step a caller may all-reduce the
- * gradients (data parallelism). masks NULL: sampled as in ijepa_train_step. */
+ * gradients (data parallelism). masks NULL: sampled as in ijepa_train_step. On any failure
+ * the gradient buffer is unspecified and ijepa_optimizer_step returns IJEPA_ERR_STATE until
+ * the next successful forward_backward; parameters, optimizer state, target encoder, step
+ * counter and mask generator are unchanged. */
 int ijepa_forward_backward(ijepa_model *m, const float *images, int32_t batch,
                            const ijepa_masks *masks, float *loss /* may be NULL */);
 /* The second half: schedules advance, AdamW with the current gradients, EMA update.
@@ -197,7 +206,7 @@ int ijepa_model_save(const ijepa_model *m, const char *path, uint32_t flags);
  * Truncated or corrupted files give IJEPA_ERR_FORMAT with a message naming the problem. */
 int ijepa_model_load(const char *path, ijepa_model **out);
 /* Copies weights from any safetensors file with official names into an existing model
- * (e.g. one converted from an official .pth.tar by tools/convert_official.py). Names may carry
+ * (F32; F64, F16 and BF16 tensors are converted), e.g. one converted from an official .pth.tar by tools/convert_official.py. Names may carry
  * DDP's "module." component. strict != 0: every encoder, predictor and target-encoder tensor
  * must be present and nothing unexpected may be (the message names them); strict == 0: what
  * is missing is left as it is. On any error the model is unchanged. */
@@ -226,7 +235,9 @@ enum { IJEPA_LOG_DEBUG = 0, IJEPA_LOG_INFO = 1, IJEPA_LOG_WARN = 2, IJEPA_LOG_ER
 typedef void (*ijepa_log_callback)(int level, const char *message, void *user_data);
 /* Routes the library's log messages (e.g. the mask sampler relaxing its constraints) to cb;
  * NULL restores the default (silent). message is valid only during the callback. The
- * callback may be invoked from any thread that calls into the library. */
+ * callback may be invoked from any thread that calls into the library. A call already in
+ * progress on another thread may still invoke the previous callback after ijepa_log_set
+ * returns: keep the previous user_data alive until such calls have returned. */
 void ijepa_log_set(ijepa_log_callback cb, void *user_data);
 
 #ifdef __cplusplus

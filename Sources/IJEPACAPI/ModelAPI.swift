@@ -7,7 +7,7 @@ import Synchronization
 // arguments, converts, and calls the engine; the engine never sees a raw C struct.
 
 /// What an ijepa_model* points to: the engine model plus C strings for its tensor names.
-final class ModelBox {
+final class ModelBox: @unchecked Sendable {   // used by one thread at a time (the header's rule)
     let model: Model
     /// [PARAMS-layout names, TARGET names], strdup'd once, freed with the box.
     let names: [[UnsafeMutablePointer<CChar>]]
@@ -20,23 +20,30 @@ final class ModelBox {
     deinit { for list in names { for p in list { free(p) } } }
 }
 
-/// Addresses of live handles: a freed (or never created) handle is an error, not a crash.
-let liveModels = Mutex<Set<UInt>>([])
+/// Live models by handle. A handle is an id that is never reused (not an address), so a
+/// freed handle can never alias a later model: using it is an error, not a crash.
+let liveModels = Mutex<(next: UInt, boxes: [UInt: ModelBox])>((1, [:]))
 
 func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox {
     guard let p else { throw invalid("\(arg) is NULL") }
     let key = UInt(bitPattern: p)
-    guard liveModels.withLock({ $0.contains(key) }) else {
-        throw invalid("\(arg) is not a live model (already freed, or not from ijepa_model_create)")
+    guard let b = liveModels.withLock({ $0.boxes[key] }) else {
+        throw invalid("\(arg) is not a live model (already freed, or not from ijepa_model_create/ijepa_model_load)")
     }
-    return Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    return b
 }
 
 /// Hands out a new handle for `model` and records it as live.
 func register(_ model: Model) -> OpaquePointer {
-    let p = Unmanaged.passRetained(ModelBox(model)).toOpaque()
-    liveModels.withLock { _ = $0.insert(UInt(bitPattern: p)) }
-    return OpaquePointer(p)
+    let b = ModelBox(model)
+    let key = liveModels.withLock { state -> UInt in
+        // ids step by 16 from 0x10000, so handles look like aligned pointers and are never NULL
+        let k = 0x10000 &+ state.next &* 16
+        state.next &+= 1
+        state.boxes[k] = b
+        return k
+    }
+    return OpaquePointer(bitPattern: key)!
 }
 
 let maxBatch = 1 << 20
@@ -98,8 +105,7 @@ public func ijepa_model_create(_ cfg: UnsafePointer<ijepa_config>?, _ out: Unsaf
 public func ijepa_model_free(_ m: OpaquePointer?) {
     guard let m else { return }
     let key = UInt(bitPattern: m)
-    let wasLive = liveModels.withLock { $0.remove(key) != nil }
-    if wasLive { Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(m)).release() }
+    _ = liveModels.withLock { $0.boxes.removeValue(forKey: key) }
 }
 
 @c @implementation
@@ -131,6 +137,13 @@ public func ijepa_model_num_patches(_ m: OpaquePointer?) -> Int32 {
 public func ijepa_model_embed_dim(_ m: OpaquePointer?) -> Int32 {
     var r: Int32 = -1
     _ = guarded { r = Int32(try box(m).model.config.embedDim) }
+    return r
+}
+
+@c @implementation
+public func ijepa_model_step(_ m: OpaquePointer?) -> Int64 {
+    var r: Int64 = -1
+    _ = guarded { r = try box(m).model.step }
     return r
 }
 

@@ -19,7 +19,8 @@ public enum EncoderKind: Int, Sendable { case target = 0, context = 1 }
 /// trainable parameters, gradients, AdamW m and v, and the target encoder (llm.c style), with
 /// named views in `layout`. One model must be used by one thread at a time.
 public final class Model {
-    public let config: ModelConfig
+    /// The config; `nThreads` follows the `nThreads` setter.
+    public private(set) var config: ModelConfig
     public let layout: ParamLayout
     public let params: FloatBuffer
     public let grads: FloatBuffer
@@ -77,9 +78,14 @@ public final class Model {
         initializeWeights(seed: config.seed)
     }
 
+    /// Threads of this model's kernels (values <= 0 mean all cores; at most 1024).
     public var nThreads: Int {
         get { exec.threads }
-        set { exec = Exec(threads: newValue > 0 ? newValue : Exec.hardwareThreads) }
+        set {
+            let n = min(newValue, 1024)
+            config.nThreads = n
+            exec = Exec(threads: n > 0 ? n : Exec.hardwareThreads)
+        }
     }
 
     /// The official training path's init (§1.5): Linear and conv weights N(0, 0.02²), biases 0,
@@ -395,6 +401,7 @@ public final class Model {
     @discardableResult
     public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?) throws -> Float {
         if let masks { return try forwardBackward(images: images, batch: batch, masks: masks) }
+        gradsReady = false
         if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
         let c = config
         try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
@@ -434,6 +441,7 @@ public final class Model {
         let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
         let out = try encodeTokens(images: images, batch: B, weights: w, stack: targetStack, out: targetFull)
         let N = c.numPatches, D = c.embedDim
+        try Self.checkFinite(out, B * N * D, "the encoder outputs (are the weights finite?)")
         if let tokens { tokens.update(from: out, count: B * N * D) }
         if let pooled {
             for b in 0..<B {

@@ -207,7 +207,7 @@ static void test_layout(ijepa_model *m, const ijepa_config *c) {
     size_t D = (size_t)c->embed_dim, Dp = (size_t)c->pred_embed_dim;
     size_t P = (size_t)c->in_chans * c->patch_size * c->patch_size;
     size_t enc = D * P + D + (size_t)c->depth * block_count(D, (size_t)(D * c->mlp_ratio)) + 2 * D;
-    size_t pred = Dp + D * Dp + Dp + (size_t)c->pred_depth * block_count(Dp, (size_t)(Dp * c->mlp_ratio)) +
+    size_t pred = Dp + D * Dp + Dp + (size_t)c->pred_depth * block_count(Dp, (size_t)Dp * 4) +
                   2 * Dp + Dp * D + D;
     size_t len[5];
     float *ptr[5];
@@ -463,6 +463,7 @@ static void test_train_step(const ijepa_config *c) {
     CHECK_OK(ijepa_train_step(m, img, B, NULL, NULL)); /* stats may be NULL */
     CHECK_OK(ijepa_train_step(m, img, B, NULL, &s));
     CHECK(s.step == 3, "step counter %lld after three steps", (long long)s.step);
+    CHECK(ijepa_model_step(m) == 3, "ijepa_model_step %lld after three steps", (long long)ijepa_model_step(m));
 
     /* forward_backward + optimizer_step == one more step; overrides are honoured */
     float loss = NAN;

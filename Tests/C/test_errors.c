@@ -161,6 +161,7 @@ CASE(set_threads_null) { UNUSED; return ijepa_model_set_n_threads(NULL, 1); }
 CASE(set_threads_huge) { return ijepa_model_set_n_threads(f->m, 1 << 20); }
 CASE(num_patches_null) { UNUSED; return st_of_int(ijepa_model_num_patches(NULL)); }
 CASE(embed_dim_null) { UNUSED; return st_of_int(ijepa_model_embed_dim(NULL)); }
+CASE(step_null) { UNUSED; return ijepa_model_step(NULL) >= 0 ? IJEPA_OK : IJEPA_ERR_INVALID_ARGUMENT; }
 
 /* masks_sample */
 CASE(sample_null_m) { UNUSED; ijepa_masks k; return ijepa_masks_sample(NULL, B, &k); }
@@ -450,6 +451,7 @@ static const error_case CASES[] = {
     {"set_threads_huge", set_threads_huge, INV, "n_threads"},
     {"num_patches_null", num_patches_null, INV, "m is NULL"},
     {"embed_dim_null", embed_dim_null, INV, "m is NULL"},
+    {"step_null", step_null, INV, "m is NULL"},
     {"sample_null_m", sample_null_m, INV, "m is NULL"},
     {"sample_null_out", sample_null_out, INV, "out"},
     {"sample_batch0", sample_batch0, INV, "batch"},
@@ -912,8 +914,11 @@ static void test_freed_handle(const ijepa_config *cfg) {
     ijepa_model *m = NULL;
     if (ijepa_model_create(&c, &m) != IJEPA_OK) { CHECK(0, "create: %s", ijepa_last_error()); return; }
     ijepa_model_free(m);
-    /* m is dangling now; every call must refuse it (no other model is created meanwhile, so the
-     * address cannot have been reused by a new handle) */
+    /* m is stale now; every call must refuse it, even after a new model was created (handles
+     * are ids that are never reused, so the new model cannot take the old handle's value) */
+    ijepa_model *fresh = NULL;
+    CHECK_OK(ijepa_model_create(&c, &fresh));
+    CHECK(fresh != m, "a new model got the freed model's handle");
     float *img = make_images(&c, B);
     ijepa_config o;
     ijepa_masks k;
@@ -923,6 +928,7 @@ static void test_freed_handle(const ijepa_config *cfg) {
     struct { const char *what; int st; } r[] = {
         {"num_patches", st_of_int(ijepa_model_num_patches(m))},
         {"embed_dim", st_of_int(ijepa_model_embed_dim(m))},
+        {"step", ijepa_model_step(m) >= 0 ? IJEPA_OK : IJEPA_ERR_INVALID_ARGUMENT},
         {"get_config", ijepa_model_get_config(m, &o)},
         {"set_n_threads", ijepa_model_set_n_threads(m, 1)},
         {"masks_sample", ijepa_masks_sample(m, B, &k)},
@@ -944,6 +950,8 @@ static void test_freed_handle(const ijepa_config *cfg) {
     CHECK(ijepa_model_num_patches(m) == -1, "freed model has patches");
     CHECK(strstr(ijepa_last_error(), "live") != NULL, "freed-handle message: '%s'", ijepa_last_error());
     ijepa_model_free(m); /* double free: a no-op, not a crash */
+    CHECK(ijepa_model_num_patches(fresh) > 0, "the fresh model was hurt by the stale handle's calls");
+    ijepa_model_free(fresh);
     /* a pointer that never came from ijepa_model_create */
     int junk[64] = {0};
     CHECK(ijepa_model_num_patches((ijepa_model *)junk) == -1, "a random pointer was taken for a model");

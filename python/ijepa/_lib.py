@@ -137,6 +137,7 @@ PROTOTYPES = {
     "ijepa_model_set_n_threads": (c_int, [_model_p, c_int32]),
     "ijepa_model_num_patches": (c_int32, [_model_p]),
     "ijepa_model_embed_dim": (c_int32, [_model_p]),
+    "ijepa_model_step": (c_int64, [_model_p]),
     "ijepa_masks_sample": (c_int, [_model_p, c_int32, POINTER(ijepa_masks)]),
     "ijepa_masks_free": (None, [POINTER(ijepa_masks)]),
     "ijepa_train_step": (c_int, [_model_p, _float_p, c_int32, POINTER(ijepa_masks),

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import numbers
 import os
-import struct
 import threading
 import weakref
 from dataclasses import dataclass
@@ -76,22 +74,6 @@ class _BufferOwner:
                                     "typestr": "<f4", "version": 3}
 
 
-def _read_safetensors_metadata(path):
-    """The ``__metadata__`` dict of a safetensors file ({} if it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) != 8:
-                return {}
-            (n,) = struct.unpack("<Q", head)
-            if n > 100 * 1024 * 1024:
-                return {}
-            meta = json.loads(f.read(n)).get("__metadata__") or {}
-            return meta if isinstance(meta, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _path_bytes(path, what="path"):
     try:
         p = os.fsencode(path)
@@ -138,12 +120,11 @@ class Model:
         c = cfg.to_c()
         out = ctypes.c_void_p()
         check(_lib.lib.ijepa_model_create(ctypes.byref(c), ctypes.byref(out)), "ijepa_model_create")
-        self._adopt(out.value, step=0)
+        self._adopt(out.value)
 
-    def _adopt(self, ptr, step):
+    def _adopt(self, ptr):
         self._handle = _Handle(ptr)
         self._lock = threading.RLock()
-        self._step = step
         self._flat = {}
         c = _lib.ijepa_config()
         check(_lib.lib.ijepa_model_get_config(ptr, ctypes.byref(c)), "ijepa_model_get_config")
@@ -174,14 +155,7 @@ class Model:
         out = ctypes.c_void_p()
         check(_lib.lib.ijepa_model_load(p, ctypes.byref(out)), "ijepa_model_load")
         self = cls.__new__(cls)
-        meta = _read_safetensors_metadata(p)
-        step = 0
-        if meta.get("ijepa.contents") == "training_state":
-            try:
-                step = int(meta.get("ijepa.step", "0"))
-            except ValueError:
-                step = 0
-        self._adopt(out.value, step=step)
+        self._adopt(out.value)
         if n_threads is not None:
             self.n_threads = n_threads
         return self
@@ -218,7 +192,7 @@ class Model:
         c = self._config
         return ("<ijepa.Model %dpx/%d, %d x %d, predictor %d x %d, step %d>"
                 % (c.image_size, c.patch_size, c.embed_dim, c.depth, c.pred_embed_dim,
-                   c.pred_depth, self._step))
+                   c.pred_depth, self.step))
 
     def _ptr(self):
         h = getattr(self, "_handle", None)
@@ -246,8 +220,7 @@ class Model:
     @property
     def step(self):
         """Optimizer steps taken (restored by Model.load from a training-state checkpoint)."""
-        self._ptr()
-        return self._step
+        return int(_lib.lib.ijepa_model_step(self._ptr()))
 
     @property
     def n_threads(self):
@@ -324,7 +297,6 @@ class Model:
             check(_lib.lib.ijepa_train_step(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0],
                                             ctypes.byref(cm) if cm is not None else None,
                                             ctypes.byref(stats)), "ijepa_train_step")
-            self._step = int(stats.step)
         return StepStats.from_c(stats)
 
     def forward_backward(self, images, masks=None):
@@ -349,7 +321,6 @@ class Model:
         with self._lock:
             check(_lib.lib.ijepa_optimizer_step(self._ptr(), ctypes.byref(stats)),
                   "ijepa_optimizer_step")
-            self._step = int(stats.step)
         return StepStats.from_c(stats)
 
     def set_schedule_override(self, lr=None, weight_decay=None, ema_momentum=None):
