@@ -146,8 +146,7 @@ public final class Model: CustomStringConvertible {
 
     // MARK: properties
 
-    /// The model's config. `nThreads` is the value the model was created with; the thread
-    /// count in use is `Model.nThreads`.
+    /// The model's config; `nThreads` is the thread count in use (see `nThreads`).
     public var config: Config { Config(core.config) }
 
     /// Optimizer steps taken so far (the schedules' counter).

@@ -1,5 +1,6 @@
-// SIMD16 building blocks for the element-wise kernels: exp (Cephes polynomial, ~2 ulp) and
-// erf (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7), and row reductions with tails.
+// SIMD16 building blocks for the element-wise kernels: exp (Cephes polynomial, ~2 ulp), erf
+// (a rational minimax approximation on [-4, 4], as Eigen's and TensorFlow's float erf,
+// |error| ≤ 5e-7, no exp and one division), and row reductions with tails.
 
 typealias F16 = SIMD16<Float>
 
@@ -42,20 +43,26 @@ func exp16(_ x0: F16) -> F16 {
     return e * scale
 }
 
-/// (erf(x), e^{−x²}) for every lane.
+/// erf(x) for every lane: x·P(x²)/Q(x²) with x clamped to [−4, 4] (erf(4) = 1 in float).
 @inline(__always)
-func erfAndGauss16(_ x: F16) -> (F16, F16) {
-    let ax = unsafeBitCast(unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: F16.self)
-    let t = 1 / (ax * 0.327_591_1 + 1)
-    var poly = F16(repeating: 1.061_405_429)
-    poly = poly * t - 1.453_152_027
-    poly = poly * t + 1.421_413_741
-    poly = poly * t - 0.284_496_736
-    poly = poly * t + 0.254_829_592
-    poly = poly * t
-    let g = exp16(-(x * x))
-    let y = 1 - poly * g
-    return (y.replacing(with: -y, where: x .< 0), g)
+func erf16(_ x0: F16) -> F16 {
+    var x = x0.replacing(with: 4, where: x0 .> 4)
+    x.replace(with: -4, where: x .< -4)
+    let x2 = x * x
+    var p = F16(repeating: -2.726_142_258_013_06e-10)
+    p = p * x2 + 2.770_681_424_959_02e-08
+    p = p * x2 - 2.101_024_020_825_08e-06
+    p = p * x2 - 5.692_506_394_623_46e-05
+    p = p * x2 - 7.349_906_303_268_55e-04
+    p = p * x2 - 2.954_599_808_540_25e-03
+    p = p * x2 - 1.609_603_332_624_15e-02
+    p = p * x
+    var q = F16(repeating: -1.456_607_184_649_96e-05)
+    q = q * x2 - 2.133_740_552_789_05e-04
+    q = q * x2 - 1.682_826_974_382_03e-03
+    q = q * x2 - 7.373_329_167_204_68e-03
+    q = q * x2 - 1.426_473_905_141_89e-02
+    return p / q
 }
 
 /// Σ x[0..<n]

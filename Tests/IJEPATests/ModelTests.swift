@@ -215,7 +215,7 @@ final class ModelTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(model.nThreads, 1)
         model.nThreads = 1_000_000
         XCTAssertEqual(model.nThreads, 1024)
-        XCTAssertEqual(model.config.nThreads, 2, "config keeps the creation-time value")
+        XCTAssertEqual(model.config.nThreads, 1024, "config follows the thread setting")
         XCTAssertTrue(model.description.contains("24px/4"), model.description)
     }
 }
