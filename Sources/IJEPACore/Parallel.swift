@@ -15,6 +15,9 @@ public final class Exec: @unchecked Sendable {
         pool = ThreadPool(threads: self.threads)
     }
 
+    /// A single-threaded executor, for kernels called inside an already parallel region.
+    public static let serial = Exec(threads: 1)
+
     public static var hardwareThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Memory available to new allocations (MemAvailable of /proc/meminfo; physical memory

@@ -13,7 +13,7 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
-    private var job: ((Int) -> Void)?
+    private var job: ((Int, Int) -> Void)?
     private let nextTask = Atomic<Int>(0)
     private var taskCount = 0
     private var stopping = false
@@ -71,18 +71,18 @@ final class ThreadPool: @unchecked Sendable {
             }
             if stopping { return }
             seen = generation.load(ordering: .acquiring)
-            if let j = job { drain(j) }
+            if let j = job { drain(j, worker: index) }
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
     /// Takes task indices until none are left (dynamic scheduling: a thread that was
     /// descheduled by another process does not hold the others up).
-    private func drain(_ body: (Int) -> Void) {
+    private func drain(_ body: (Int, Int) -> Void, worker: Int) {
         while true {
             let t = nextTask.add(1, ordering: .relaxed).oldValue
             if t >= taskCount { return }
-            body(t)
+            body(t, worker)
         }
     }
 
@@ -90,8 +90,14 @@ final class ThreadPool: @unchecked Sendable {
     /// when all are done. Which thread runs which task is not fixed; results must depend on
     /// the task index only.
     func run(tasks: Int, _ body: (Int) -> Void) {
+        run(tasks: tasks) { t, _ in body(t) }
+    }
+
+    /// Like run(tasks:), also passing the worker (0..<threads) that runs each task, for
+    /// per-thread scratch space.
+    func run(tasks: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
         if workers.isEmpty || tasks <= 1 {
-            for t in 0..<tasks { body(t) }
+            for t in 0..<tasks { body(t, 0) }
             return
         }
         withoutActuallyEscaping(body) { b in
@@ -105,7 +111,7 @@ final class ThreadPool: @unchecked Sendable {
                 pthread_cond_broadcast(&cond)
                 pthread_mutex_unlock(&mutex)
             }
-            drain(b)
+            drain(b, worker: 0)
             var spins = 0
             while remaining.load(ordering: .acquiring) > 0 {
                 spins += 1

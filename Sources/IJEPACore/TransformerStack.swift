@@ -39,22 +39,31 @@ final class TransformerStack {
             + s.M * (3 * s.W + 3 * s.W + 2 * s.hidden) + 2 * threads * s.T * s.T
     }
 
-    /// Lays out buffers for `shape` (training: `depth` layers kept; inference: one layer reused).
+    /// Sequences per forward task: whole sequences, about 256 rows, so that a task runs every
+    /// layer of its sequences with its activations in cache and no synchronization.
+    static func sequencesPerChunk(_ s: StackShape) -> Int { max(1, 256 / max(1, s.T)) }
+
+    /// Lays out buffers for `shape`. Training keeps every layer's activations for all M rows;
+    /// inference keeps one layer of scratch per thread for one chunk of sequences.
     func prepare(_ shape: StackShape, training: Bool, threads: Int) {
         self.shape = shape
         let M = shape.M, W = shape.W, Hd = shape.hidden
-        let nLayers = training ? shape.depth : 1
-        let per = Self.floatsPerLayer(shape)
+        let chunkSeqs = min(shape.S, Self.sequencesPerChunk(shape))
+        let layerRows = training ? M : chunkSeqs * shape.T
+        let layerSeqs = training ? shape.S : chunkSeqs
+        let nLayers = training ? shape.depth : threads
+        let per = Self.floatsPerLayer(StackShape(S: layerSeqs, T: shape.T, W: W, H: shape.H, hidden: Hd, depth: 1))
         var p = store.ensure(M * W + nLayers * per)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
         layers.removeAll(keepingCapacity: true)
+        let R = layerRows
         for _ in 0..<nLayers {
             layers.append(LayerActs(
-                ln1: take(M * W), ln1Mean: take(M), ln1Rstd: take(M), qkv: take(3 * M * W),
-                probs: take(shape.S * shape.H * shape.T * shape.T), attn: take(M * W), res1: take(M * W),
-                ln2: take(M * W), ln2Mean: take(M), ln2Rstd: take(M), fc1: take(M * Hd), gelu: take(M * Hd),
-                out: take(M * W)))
+                ln1: take(R * W), ln1Mean: take(R), ln1Rstd: take(R), qkv: take(3 * R * W),
+                probs: take(layerSeqs * shape.H * shape.T * shape.T), attn: take(R * W), res1: take(R * W),
+                ln2: take(R * W), ln2Mean: take(R), ln2Rstd: take(R), fc1: take(R * Hd), gelu: take(R * Hd),
+                out: take(R * W)))
         }
         if training {
             var q = grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + 2 * threads * shape.T * shape.T)
@@ -66,49 +75,68 @@ final class TransformerStack {
     }
 
     /// Training forward: reads `input`, keeps all activations; returns the last layer's output.
+    /// Sequences are independent in the forward pass: each task runs all layers on its chunk.
     @discardableResult
     func forward(params: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
         let s = shape
-        var x = CFPtr(input)
-        for l in 0..<s.depth {
-            let a = layers[l], o = blocks[l]
-            blockForward(a, x: x, params: params, o, ex)
-            x = CFPtr(a.out)
+        if s.depth == 0 { return input }
+        let per = Self.sequencesPerChunk(s)
+        let chunks = (s.S + per - 1) / per
+        let layers = self.layers, input = self.input
+        ex.pool.run(tasks: chunks) { c in
+            let s0 = c * per, n = min(s.S, s0 + per) - s0
+            var x = CFPtr(input + s0 * s.T * s.W)
+            for l in 0..<s.depth {
+                let a = Self.offset(layers[l], rows: s0 * s.T, seqs: s0, s)
+                self.blockForward(a, x: x, S: n, params: params, blocks[l], keep: true)
+                x = CFPtr(a.out)
+            }
         }
-        return s.depth == 0 ? input : layers[s.depth - 1].out
+        return layers[s.depth - 1].out
     }
 
-    private func blockForward(_ a: LayerActs, x: CFPtr, params w: CFPtr, _ o: BlockOffsets, _ ex: Exec) {
-        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+    /// The activation pointers of `a` moved to row `rows` (sequence `seqs`).
+    static func offset(_ a: LayerActs, rows r: Int, seqs q: Int, _ s: StackShape) -> LayerActs {
+        let W = s.W, Hd = s.hidden
+        return LayerActs(ln1: a.ln1 + r * W, ln1Mean: a.ln1Mean + r, ln1Rstd: a.ln1Rstd + r, qkv: a.qkv + r * 3 * W,
+                         probs: a.probs + q * s.H * s.T * s.T, attn: a.attn + r * W, res1: a.res1 + r * W,
+                         ln2: a.ln2 + r * W, ln2Mean: a.ln2Mean + r, ln2Rstd: a.ln2Rstd + r,
+                         fc1: a.fc1 + r * Hd, gelu: a.gelu + r * Hd, out: a.out + r * W)
+    }
+
+    /// One block on S sequences (single-threaded; the caller parallelizes over chunks).
+    /// keep: write res1/out into `a` (training); otherwise update x in place (inference).
+    private func blockForward(_ a: LayerActs, x: CFPtr, S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
+        let s = shape, M = S * s.T, W = s.W, Hd = s.hidden, ex = Exec.serial
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
-        attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
-        a.res1.update(from: x, count: M * W)
-        linearForward(a.res1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+        attentionForward(a.attn, a.probs, a.qkv, S, s.T, W, s.H, ex)
+        let r1 = keep ? a.res1 : FPtr(mutating: x)
+        if keep { r1.update(from: x, count: M * W) }
+        linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
         linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
         geluForward(a.gelu, a.fc1, M * Hd, ex)
-        a.out.update(from: a.res1, count: M * W)
-        linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
+        let out = keep ? a.out : r1
+        if keep { out.update(from: r1, count: M * W) }
+        linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
     }
 
-    /// Inference forward in place on `input` (one layer of scratch); returns `input`.
+    /// Inference forward in place on `input`; each task runs all layers on a chunk of
+    /// sequences with its thread's scratch; returns `input`.
     @discardableResult
     func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
-        let s = shape, M = s.M, W = s.W, Hd = s.hidden
-        let a = layers[0], x = input
-        for l in 0..<s.depth {
-            let o = blocks[l]
-            layerNormForward(a.ln1, nil, nil, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
-            linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
-            attentionForward(a.attn, a.probs, a.qkv, s.S, s.T, W, s.H, ex)
-            linearForward(x, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
-            layerNormForward(a.ln2, nil, nil, x, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
-            linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
-            geluForward(a.gelu, a.fc1, M * Hd, ex)
-            linearForward(x, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
+        let s = shape
+        let per = min(s.S, Self.sequencesPerChunk(s))
+        let chunks = (s.S + per - 1) / per
+        let layers = self.layers, input = self.input
+        ex.pool.run(tasks: chunks) { c, worker in
+            let s0 = c * per, n = min(s.S, s0 + per) - s0
+            let x = input + s0 * s.T * s.W
+            let a = layers[worker]
+            for l in 0..<s.depth { self.blockForward(a, x: x, S: n, params: w, blocks[l], keep: false) }
         }
-        return x
+        return input
     }
 
     /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
