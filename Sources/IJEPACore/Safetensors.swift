@@ -203,6 +203,7 @@ public struct SafetensorsWriter {
             guard let slash = path.lastIndex(of: "/") else { return "." }
             return slash == path.startIndex ? "/" : String(path[..<slash])
         }()
+        removeStaleTemporaries(of: path, in: dir)
         var rnd = RNG(seed: UInt64(UInt(bitPattern: Int(getpid()))) ^ UInt64(time(nil)) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(clock()))
         let tmp = "\(path).tmp-\(getpid())-\(String(rnd.next() & 0xFFFF_FFFF, radix: 16))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -224,6 +225,26 @@ public struct SafetensorsWriter {
         }
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+}
+
+/// Removes "<name>.tmp-<pid>-<hex>" files left by saves whose process is gone (killed in the
+/// middle of a save): they are never a checkpoint, only litter. Temporaries of live processes
+/// (another save in progress) are left alone.
+func removeStaleTemporaries(of path: String, in dir: String) {
+    let base = path.split(separator: "/").last.map(String.init) ?? path
+    let prefix = base + ".tmp-"
+    guard let d = opendir(dir) else { return }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard name.hasPrefix(prefix) else { continue }
+        let rest = name.dropFirst(prefix.count)
+        guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { continue }
+        if pid == getpid() { continue }
+        if kill(pid, 0) == -1 && errno == ESRCH { unlink(dir + "/" + name) }
     }
 }
 

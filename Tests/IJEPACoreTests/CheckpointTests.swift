@@ -210,6 +210,20 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try SafetensorsFile(path: path).metadata["ijepa.contents"], "training_state")
     }
 
+    func testSaveRemovesTemporariesOfKilledSaves() throws {
+        let (m, _) = try trainedModel(steps: 0)
+        let path = dir + "/k.safetensors"
+        // what a save killed with SIGKILL leaves: a temporary of a process that no longer exists
+        let stale = path + ".tmp-2147483646-1a2b3c"
+        FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3]))
+        let other = dir + "/other.safetensors.tmp-2147483646-1a2b3c"   // another file's: not ours to touch
+        FileManager.default.createFile(atPath: other, contents: Data([1]))
+        try m.save(to: path, flags: .weights)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other))
+        XCTAssertNoThrow(try Model.load(from: path))
+    }
+
     func testJSONParser() throws {
         let v = try JSONValue.parse(#" {"a": [1, -2.5e3, true, null, "x\"\u00e9\ud83d\ude00"], "b": {}} "#)
         XCTAssertEqual(v["a"]?.array?[1].number, -2500)
