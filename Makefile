@@ -5,6 +5,7 @@
 #   make test         install what is missing, build, run every test (Swift, C, Python, examples)
 #   make install      install header, library and pkg-config file (PREFIX, DESTDIR)
 #   make examples     build the C examples against the staged install (build/stage)
+#   make mpi-test     MPI data-parallel tests (1 rank vs 2 and 3 ranks, C and Python)
 #   make deps         install system packages (libopenblas-dev, pkg-config) when missing
 #
 # Speed flags live here, not in Package.swift, so the package stays usable as a dependency.
@@ -30,7 +31,7 @@ LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
 SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 
 .PHONY: all lib deps py-deps demo-deps test swift-test c-test examples examples-test python-test \
-        swift-example-test install stage demo eval-fmnist bench bench-deps clean
+        swift-example-test mpi-test install stage demo eval-fmnist bench bench-deps clean
 
 all: lib
 
@@ -73,7 +74,7 @@ install: lib
 stage: lib
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
 
-test: deps py-deps swift-test c-test examples-test python-test swift-example-test
+test: deps py-deps swift-test c-test examples-test python-test swift-example-test mpi-test
 	@echo "== all test suites passed"
 
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
@@ -93,6 +94,11 @@ examples-test: stage
 # The Python package against the freshly built library (interop tests skip without torch).
 python-test: stage py-deps
 	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) -m pytest -q python/tests tools/test_interop.py
+
+# Data-parallel training with MPI (examples/mpi_train.c, examples/mpi_train.py; docs/distributed.md):
+# installs openmpi-bin/libopenmpi-dev (apt) and mpi4py (pip) when missing, then Tests/MPI/run.sh.
+mpi-test: stage
+	$(MAKE) --no-print-directory -C examples/mpi STAGE=$(STAGE) PYTHON=$(PYTHON) deps py-deps test
 
 # The example Swift package that depends on this one by path.
 swift-example-test:
@@ -127,3 +133,4 @@ clean:
 	rm -rf .build .build-dist $(BUILD) bench/build
 	-$(MAKE) -C Tests/C clean
 	-$(MAKE) -C examples clean
+	-$(MAKE) -C examples/mpi clean
