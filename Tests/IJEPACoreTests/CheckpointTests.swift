@@ -234,3 +234,28 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+/// A checkpoint written by PyTorch's safetensors.torch.save_file from official-layout modules
+/// (DDP "module." names, fixed tables included; tools/make_interop_fixture.py) loads strictly
+/// and encodes to PyTorch's features (max error ≤ 1e-5 × max |feature|).
+final class TorchInteropTests: XCTestCase {
+    func testPyTorchCheckpointLoadsAndEncodesTheSame() throws {
+        var c = ModelConfig()
+        c.imageSize = 24; c.patchSize = 4; c.inChans = 3
+        c.embedDim = 32; c.depth = 2; c.numHeads = 2
+        c.predEmbedDim = 16; c.predDepth = 2; c.minKeep = 2
+        let m = try Model(config: c)
+        try m.loadWeights(from: fixturesDirectory.appendingPathComponent("torch_checkpoint.safetensors").path, strict: true)
+        let check = try SafetensorsFile(path: fixturesDirectory.appendingPathComponent("torch_checkpoint_check.safetensors").path)
+        let images = try check.floats("images")
+        for (kind, key) in [(EncoderKind.target, "target_pooled"), (.context, "context_pooled")] {
+            var pooled = [Float](repeating: 0, count: 3 * 32)
+            try images.withUnsafeBufferPointer { i in
+                try pooled.withUnsafeMutableBufferPointer { o in
+                    try m.encode(images: i.baseAddress!, batch: 3, encoder: kind, tokens: nil, pooled: o.baseAddress!)
+                }
+            }
+            assertCloseToScale(pooled, try check.floats(key), tol: 1e-5, key)
+        }
+    }
+}
