@@ -142,7 +142,22 @@ extension Model {
         }
         var c = try ModelConfig(json: try JSONValue.parse(cj))
         if let nThreads { c.nThreads = nThreads }
-        let m = try Model(config: c)
+        // the file's tensors must fit the config before anything is allocated for it
+        let layout = ParamLayout(c)
+        let byName = try normalizedNames(f)
+        for t in layout.tensors + layout.targetTensors {
+            guard let key = byName[t.name], let e = f.entries[key] else {
+                throw IJEPAError.format("missing tensor '\(t.name)' for the config in the metadata")
+            }
+            if e.shape.reduce(1, *) != t.count {
+                throw IJEPAError.format("'\(t.name)' has shape \(e.shape), the config in the metadata needs \(t.shape)")
+            }
+        }
+        let m: Model
+        do { m = try Model(config: c) } catch let e as IJEPAError {
+            if case .outOfMemory = e { throw e }
+            throw IJEPAError.format("checkpoint config is invalid: \(e.message)")
+        }
         try m.loadWeights(f, strict: true, trainingState: f.metadata["ijepa.contents"] == "training_state")
         return m
     }
@@ -155,14 +170,7 @@ extension Model {
     /// (`encoder.module.blocks.0…` or `module.encoder…`). Everything is checked and staged first:
     /// on any error the model is unchanged.
     public func loadWeights(_ f: SafetensorsFile, strict: Bool, trainingState: Bool) throws {
-        var byName: [String: String] = [:]
-        for key in f.entries.keys {
-            let norm = key.split(separator: ".", omittingEmptySubsequences: false).filter { $0 != "module" }.joined(separator: ".")
-            if let other = byName[norm] {
-                throw IJEPAError.format("tensors '\(other)' and '\(key)' both name '\(norm)'")
-            }
-            byName[norm] = key
-        }
+        let byName = try normalizedNames(f)
         // destination: (name, shape, buffer, offset)
         var wanted: [(String, [Int], FloatBuffer, Int)] = []
         for t in layout.tensors { wanted.append((t.name, t.shape, params, t.offset)) }
@@ -208,12 +216,14 @@ extension Model {
                 guard let s = f.metadata[k] else { throw IJEPAError.format("training state lacks '\(k)' metadata") }
                 return s
             }
-            guard let s = Int64(try md("ijepa.step")), s >= 0 else { throw IJEPAError.format("invalid 'ijepa.step'") }
-            guard let c = Int64(try md("ijepa.mask_counter")), c >= 0 else { throw IJEPAError.format("invalid 'ijepa.mask_counter'") }
+            // the counters must be able to advance (a step past 2^62 is no real run)
+            guard let s = Int64(try md("ijepa.step")), s >= 0, s < 1 << 62 else { throw IJEPAError.format("invalid 'ijepa.step'") }
+            guard let c = Int64(try md("ijepa.mask_counter")), c >= 0, c < 1 << 62 else { throw IJEPAError.format("invalid 'ijepa.mask_counter'") }
             let r = try md("ijepa.mask_rng").split(separator: ",").compactMap { UInt64($0) }
             guard r.count == 4 else { throw IJEPAError.format("invalid 'ijepa.mask_rng'") }
             let o = try md("ijepa.override").split(separator: ",").compactMap { UInt32($0) }.map { Float(bitPattern: $0) }
-            guard o.count == 3 else { throw IJEPAError.format("invalid 'ijepa.override'") }
+            // the same rules as set_schedule_override: negative = schedule, else finite, EMA <= 1
+            guard o.count == 3, o.allSatisfy({ $0.isFinite }), o[2] <= 1 else { throw IJEPAError.format("invalid 'ijepa.override'") }
             newStep = s; newCounter = c; newRNG = RNG(state: r); newOverride = (o[0], o[1], o[2])
         }
         // commit
@@ -235,4 +245,17 @@ func namingFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
         default: throw e
         }
     }
+}
+
+/// Tensor names without DDP's "module." components → the file's names.
+func normalizedNames(_ f: SafetensorsFile) throws -> [String: String] {
+    var byName: [String: String] = [:]
+    for key in f.entries.keys {
+        let norm = key.split(separator: ".", omittingEmptySubsequences: false).filter { $0 != "module" }.joined(separator: ".")
+        if let other = byName[norm] {
+            throw IJEPAError.format("tensors '\(other)' and '\(key)' both name '\(norm)'")
+        }
+        byName[norm] = key
+    }
+    return byName
 }

@@ -368,10 +368,14 @@ public final class Model {
             i = end
         }
         if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
-        let next = step + 1
+        let (next, overflow) = step.addingReportingOverflow(1)
+        if overflow { throw IJEPAError.state("the step counter cannot advance past \(step)") }
         let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: next, config)
         let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: next, config)
         let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: next, config)
+        if !lr.isFinite || !wd.isFinite || !m.isFinite || m > 1 {
+            throw IJEPAError.numeric("schedule values are not usable (lr \(lr), weight decay \(wd), momentum \(m)); nothing was updated")
+        }
         let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
         let ex = exec
         let tensors = layout.tensors

@@ -23,6 +23,26 @@ public final class Exec: @unchecked Sendable {
     /// Memory available to new allocations (MemAvailable of /proc/meminfo; physical memory
     /// where that cannot be read), in bytes.
     public static var availableMemory: Double {
+        var avail = memAvailable
+        // an address-space limit (ulimit -v) bounds what this process can still allocate
+        var lim = rlimit()
+        if getrlimit(Int32(RLIMIT_AS.rawValue), &lim) == 0 && lim.rlim_cur != rlim_t.max {
+            let used = virtualSize
+            avail = min(avail, max(0, Double(lim.rlim_cur) - used))
+        }
+        return avail
+    }
+
+    /// This process's virtual size in bytes (/proc/self/statm).
+    static var virtualSize: Double {
+        guard let f = fopen("/proc/self/statm", "r") else { return 0 }
+        defer { fclose(f) }
+        var pages: Int = 0
+        if fscanf_int(f, &pages) { return Double(pages) * Double(sysconf(Int32(_SC_PAGESIZE))) }
+        return 0
+    }
+
+    static var memAvailable: Double {
         if let f = fopen("/proc/meminfo", "r") {
             defer { fclose(f) }
             var line = [CChar](repeating: 0, count: 256)
@@ -64,4 +84,14 @@ public final class Exec: @unchecked Sendable {
             if lo < hi { body(c, lo..<hi) }
         }
     }
+}
+
+/// Reads one decimal integer from f.
+func fscanf_int(_ f: UnsafeMutablePointer<FILE>, _ out: inout Int) -> Bool {
+    var buf = [CChar](repeating: 0, count: 64)
+    guard fgets(&buf, 64, f) != nil else { return false }
+    let s = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard let first = s.split(separator: " ").first, let v = Int(first) else { return false }
+    out = v
+    return true
 }
