@@ -6,6 +6,8 @@
 #   make install      install header, library and pkg-config file (PREFIX, DESTDIR)
 #   make examples     build the C examples against the staged install (build/stage)
 #   make mpi-test     MPI data-parallel tests (1 rank vs 2 and 3 ranks, C and Python)
+#   make sanitize-test  C tests and examples under ASan/UBSan, valgrind, TSan; kill -9 during save
+#   make fuzz-test    the checkpoint loader under libFuzzer for FUZZ_SECONDS (default 120)
 #   make deps         install system packages (libopenblas-dev, pkg-config) when missing
 #
 # Speed flags live here, not in Package.swift, so the package stays usable as a dependency.
@@ -31,7 +33,7 @@ LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
 SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 
 .PHONY: all lib deps py-deps demo-deps test swift-test c-test examples examples-test python-test \
-        swift-example-test mpi-test install stage demo eval-fmnist bench bench-deps clean
+        swift-example-test mpi-test sanitize-test fuzz-test install stage demo eval-fmnist bench bench-deps clean
 
 all: lib
 
@@ -74,7 +76,7 @@ install: lib
 stage: lib
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
 
-test: deps py-deps swift-test c-test examples-test python-test swift-example-test mpi-test
+test: deps py-deps swift-test c-test examples-test python-test swift-example-test mpi-test sanitize-test fuzz-test
 	@echo "== all test suites passed"
 
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
@@ -108,6 +110,16 @@ swift-example-test:
 DEMO_MINUTES ?= 10
 EPOCHS ?= 5
 OUT ?= out
+# Hardening (docs/reliability.md): sanitizers/valgrind/TSan over the C tests and examples, kill -9
+# during saves, RLIMIT_AS; then a bounded libFuzzer run over ijepa_model_load/load_weights that
+# also replays every regression input in Tests/Fuzz/regressions.
+FUZZ_SECONDS ?= 120
+sanitize-test: stage
+	Tests/Sanitize/run.sh
+
+fuzz-test: stage
+	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
+
 demo: demo-deps stage
 	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_demo.py --minutes $(DEMO_MINUTES) --out $(OUT)/demo
 

@@ -19,8 +19,9 @@
  *   Threads     A model may be used by one thread at a time (calls on one model must not
  *               overlap). Distinct models are fully independent and may be used from different
  *               threads concurrently. Functions without a model argument are thread-safe.
- *               Matrix products use OpenBLAS, whose thread count is process-wide: each call
- *               sets it to the calling model's n_threads.
+ *               Matrix products use OpenBLAS, whose thread count is process-wide: the library
+ *               sets it to 1 and runs its own per-model thread pool (n_threads) around
+ *               single-threaded BLAS calls, so concurrent models do not interfere.
  *   Layouts     Images are float32 NCHW [batch][in_chans][image_size][image_size], already
  *               normalized. Patch index n = row * grid + col, grid = image_size / patch_size.
  *   Numbers     All parameters, gradients, optimizer state and activations are float32.

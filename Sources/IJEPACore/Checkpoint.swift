@@ -125,6 +125,14 @@ extension Model {
                 for t in layout.tensors { w.add("adam_m." + t.name, shape: t.shape, floats: adamM.ptr + t.offset) }
                 for t in layout.tensors { w.add("adam_v." + t.name, shape: t.shape, floats: adamV.ptr + t.offset) }
             }
+            // The loader refuses non-finite tensors, so never replace a loadable file with one.
+            var named = list.map { ($0.0, CFPtr($0.2), $0.1.reduce(1, *)) }
+            if training { named += [("adam_m", CFPtr(adamM.ptr), layout.totalCount), ("adam_v", CFPtr(adamV.ptr), layout.totalCount)] }
+            for (name, p, n) in named {
+                do { try Self.checkFinite(p, n, name) } catch {
+                    throw IJEPAError.numeric("\(name) contains NaN or Inf; refusing to save a checkpoint that could not be loaded (nothing was written, \(path) is unchanged)")
+                }
+            }
             try w.write(atomicallyTo: path)
         }
     }

@@ -163,9 +163,12 @@ struct JSONParser {
     mutating func number() throws -> Double {
         let start = i
         if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
+        let firstDigit = i
         var digits = 0
         while i < bytes.count, (0x30...0x39).contains(bytes[i]) { i += 1; digits += 1 }
         if digits == 0 { throw fail("invalid value") }
+        // RFC 8259 (and Python's json, the Rust safetensors crate): no leading zeros.
+        if digits > 1, bytes[firstDigit] == UInt8(ascii: "0") { i = firstDigit; throw fail("number with a leading zero") }
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
             i += 1
             var frac = 0

@@ -34,9 +34,9 @@ func layerNormForward(_ out: FPtr, _ mean: FPtr?, _ rstd: FPtr?, _ inp: CFPtr,
 /// so results do not depend on timing.
 func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
                        _ mean: CFPtr, _ rstd: CFPtr, _ weight: CFPtr?, _ M: Int, _ C: Int,
-                       accumulate: Bool, _ ex: Exec) {
+                       accumulate: Bool, _ ex: Exec) throws(IJEPAError) {
     let chunks = ex.chunkCount(M, grain: max(1, 16384 / max(C, 1)))
-    let partial = ex.scratch.ensure(2 * C * chunks)
+    let partial = try ex.scratch.ensure(2 * C * chunks)
     partial.update(repeating: 0, count: 2 * C * chunks)
     ex.forEachChunk(M, grain: max(1, 16384 / max(C, 1))) { chunk, rows in
         let pw = partial + 2 * C * chunk, pb = pw + C

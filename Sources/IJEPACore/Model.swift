@@ -28,6 +28,8 @@ public final class Model {
     public let adamV: FloatBuffer
     /// The target encoder, laid out as the encoder part of `params` (offsets 0..<encoderCount).
     public let target: FloatBuffer
+    /// One flag per parameter tensor for the optimizer's finite-update check.
+    let tensorFlags: FloatBuffer
     /// Fixed 2-D sin-cos tables [N, D] and [N, Dp].
     public let posEmbed: [Float]
     public let predPosEmbed: [Float]
@@ -66,11 +68,12 @@ public final class Model {
         if bytes > Exec.availableMemory * 0.9 {
             throw IJEPAError.outOfMemory("model needs \(Int(bytes / 1_048_576)) MiB for parameters and optimizer state, more than this machine's memory")
         }
-        params = FloatBuffer(count: n)
-        grads = FloatBuffer(count: n)
-        adamM = FloatBuffer(count: n)
-        adamV = FloatBuffer(count: n)
-        target = FloatBuffer(count: layout.encoderCount)
+        params = try FloatBuffer(count: n)
+        grads = try FloatBuffer(count: n)
+        adamM = try FloatBuffer(count: n)
+        adamV = try FloatBuffer(count: n)
+        target = try FloatBuffer(count: layout.encoderCount)
+        tensorFlags = try FloatBuffer(count: layout.tensors.count)
         posEmbed = sinCosPosEmbed2D(dim: config.embedDim, grid: config.gridSize)
         predPosEmbed = sinCosPosEmbed2D(dim: config.predEmbedDim, grid: config.gridSize)
         collator = try MaskCollator(config: config)
@@ -218,9 +221,9 @@ public final class Model {
 
         // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather
         let tgtFull = try encodeTokens(images: images, batch: B, weights: tw, stack: targetStack, out: targetFull)
-        let tln = targetLN.ensure(B * N * D)
+        let tln = try targetLN.ensure(B * N * D)
         layerNormForward(tln, nil, nil, tgtFull, nil, nil, B * N, D, 1e-5, ex)
-        let tg = targets.ensure(Mt * D)
+        let tg = try targets.ensure(Mt * D)
         for j in 0..<Sp {
             let p = j / (nenc * B), b = j % B
             for t in 0..<Kt {
@@ -231,8 +234,8 @@ public final class Model {
 
         // 2. context encoder on the kept patches (gathered before the blocks)
         let encShape = StackShape(S: nenc * B, T: Kc, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth)
-        encStack.prepare(encShape, training: true, threads: ex.threads)
-        let cols = colsC.ensure(Mc * P)
+        try encStack.prepare(encShape, training: true, threads: ex.threads)
+        let cols = try colsC.ensure(Mc * P)
         enc.withUnsafeBufferPointer { e in
             gatherPatches(cols, images, rows: Mc, imageIndex: { ($0 / Kc) % B }, patchIndex: { Int(e[$0]) },
                           C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
@@ -245,14 +248,14 @@ public final class Model {
             pos.withUnsafeBufferPointer { pe in for i in 0..<D { row[i] += pe[n * D + i] } }
         }
         let encLast = encStack.forward(params: w, blocks: E.blocks, ex)
-        let z = ctxOut.ensure(Mc * D)
-        layerNormForward(z, ctxMean.ensure(Mc), ctxRstd.ensure(Mc), encLast, w + E.normW, w + E.normB, Mc, D, blockLNEps, ex)
+        let z = try ctxOut.ensure(Mc * D)
+        layerNormForward(z, try ctxMean.ensure(Mc), try ctxRstd.ensure(Mc), encLast, w + E.normW, w + E.normB, Mc, D, blockLNEps, ex)
 
         // 3. predictor: embed context, add predictor pos; append mask tokens + pos per target block
         let predShape = StackShape(S: Sp, T: Tp, W: Dp, H: c.effectivePredHeads, hidden: c.predMlpHidden, depth: c.predDepth)
-        predStack.prepare(predShape, training: true, threads: ex.threads)
+        try predStack.prepare(predShape, training: true, threads: ex.threads)
         let xp = predStack.input
-        let pe = dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
+        let pe = try dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
         linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp, ex)
         ppos.withUnsafeBufferPointer { pp in
             for r in 0..<Mc {
@@ -271,15 +274,15 @@ public final class Model {
             }
         }
         let predLast = predStack.forward(params: w, blocks: PR.blocks, ex)
-        let rows = predRows.ensure(Mt * Dp)
+        let rows = try predRows.ensure(Mt * Dp)
         for j in 0..<Sp { (rows + j * Kt * Dp).update(from: predLast + (j * Tp + Kc) * Dp, count: Kt * Dp) }
-        let pn = predNorm.ensure(Mt * Dp), pm = predMean.ensure(Mt), pr = predRstd.ensure(Mt)
+        let pn = try predNorm.ensure(Mt * Dp), pm = try predMean.ensure(Mt), pr = try predRstd.ensure(Mt)
         layerNormForward(pn, pm, pr, rows, w + PR.normW, w + PR.normB, Mt, Dp, blockLNEps, ex)
-        let out = predOut.ensure(Mt * D)
+        let out = try predOut.ensure(Mt * D)
         linearForward(out, pn, w + PR.projW, w + PR.projB, Mt, Dp, D, ex)
 
         // 4. loss and its gradient
-        let dout = dPredOut.ensure(Mt * D)
+        let dout = try dPredOut.ensure(Mt * D)
         lastLossDouble = smoothL1(out, tg, Mt * D, dout)
         let loss = Float(lastLossDouble)
         lastLoss = loss
@@ -287,18 +290,18 @@ public final class Model {
 
         // 5. backward
         grads.zero(layout.totalCount)
-        let dpn = dPredNorm.ensure(Mt * Dp)
+        let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
-        let dlast = dPredLast.ensure(Sp * Tp * Dp)
+        let dlast = try dPredLast.ensure(Sp * Tp * Dp)
         dlast.update(repeating: 0, count: Sp * Tp * Dp)
         let drows = predRows.ptr   // reuse: forward rows no longer needed after norm backward
-        layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
+        try layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
                           accumulate: false, ex)
         // layerNormBackward wrote target-row grads densely into dlast[0..<Mt*Dp]; move them to their rows
         drows.update(from: dlast, count: Mt * Dp)
         dlast.update(repeating: 0, count: Mt * Dp)
         for j in 0..<Sp { (dlast + (j * Tp + Kc) * Dp).update(from: drows + j * Kt * Dp, count: Kt * Dp) }
-        let dxp = predStack.backward(dout: dlast, params: w, grads: g, blocks: PR.blocks, ex)
+        let dxp = try predStack.backward(dout: dlast, params: w, grads: g, blocks: PR.blocks, ex)
         // mask token: Σ over all target rows; context rows: Σ over the npred copies of each context
         let dmt = g + PR.maskToken
         let dpeP = dpe.ptr
@@ -312,12 +315,12 @@ public final class Model {
                 for i in 0..<Dp { dmt[i] += row[i] }
             }
         }
-        let dzP = dz.ensure(Mc * D)
+        let dzP = try dz.ensure(Mc * D)
         linearBackward(dzP, g + PR.embedW, g + PR.embedB, dpeP, z, w + PR.embedW, Mc, D, Dp, ex)
-        let dlastE = dEncLast.ensure(Mc * D)
-        layerNormBackward(dlastE, g + E.normW, g + E.normB, dzP, encLast, ctxMean.ptr, ctxRstd.ptr, w + E.normW,
+        let dlastE = try dEncLast.ensure(Mc * D)
+        try layerNormBackward(dlastE, g + E.normW, g + E.normB, dzP, encLast, ctxMean.ptr, ctxRstd.ptr, w + E.normW,
                           Mc, D, accumulate: false, ex)
-        let dx0 = encStack.backward(dout: dlastE, params: w, grads: g, blocks: E.blocks, ex)
+        let dx0 = try encStack.backward(dout: dlastE, params: w, grads: g, blocks: E.blocks, ex)
         linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D, ex)
 
         try Self.checkFinite(g, layout.totalCount, "gradients")
@@ -331,9 +334,9 @@ public final class Model {
                       out: FloatBuffer) throws -> FPtr {
         let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec
         let E = layout.encoder
-        stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
+        try stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
                       training: false, threads: ex.threads)
-        let cols = colsT.ensure(B * N * P)
+        let cols = try colsT.ensure(B * N * P)
         gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
                       C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
         let x = stack.input
@@ -345,7 +348,7 @@ public final class Model {
             }
         }
         stack.forwardInference(params: w, blocks: E.blocks, ex)
-        let o = out.ensure(B * N * D)
+        let o = try out.ensure(B * N * D)
         layerNormForward(o, nil, nil, x, w + E.normW, w + E.normB, B * N, D, blockLNEps, ex)
         return o
     }
@@ -373,12 +376,25 @@ public final class Model {
         let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: next, config)
         let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: next, config)
         let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: next, config)
-        if !lr.isFinite || !wd.isFinite || !m.isFinite || m > 1 {
+        if !lr.isFinite || !wd.isFinite || !m.isFinite || m > 1 || m < 0 {
             throw IJEPAError.numeric("schedule values are not usable (lr \(lr), weight decay \(wd), momentum \(m)); nothing was updated")
         }
         let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
         let ex = exec
         let tensors = layout.tensors
+        // Dry run first: an update that would overflow (a huge lr or weight decay) is an error
+        // with nothing changed. With finite parameters and m in [0, 1] the EMA stays finite.
+        let ok = tensorFlags.ptr
+        ex.forEach(tensors.count) { r in
+            for ti in r {
+                let t = tensors[ti]
+                ok[ti] = adamwUpdateStaysFinite(p + t.offset, g + t.offset, mm + t.offset, vv + t.offset, t.count,
+                                                lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam) ? 1 : 0
+            }
+        }
+        if let bad = (0..<tensors.count).first(where: { ok[$0] != 1 }) {
+            throw IJEPAError.numeric("this update (lr \(lr), weight decay \(wd)) would make \(tensors[bad].name) or its AdamW moments non-finite; nothing was updated")
+        }
         ex.forEach(tensors.count) { r in
             for ti in r {
                 let t = tensors[ti]

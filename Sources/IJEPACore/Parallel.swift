@@ -30,7 +30,49 @@ public final class Exec: @unchecked Sendable {
             let used = virtualSize
             avail = min(avail, max(0, Double(lim.rlim_cur) - used))
         }
+        // a cgroup v2 memory limit (containers, CI runners) on this process's cgroup or an ancestor
+        if let c = cgroupHeadroom { avail = min(avail, c) }
         return avail
+    }
+
+    /// min over this process's cgroup and its ancestors of memory.max − memory.current (cgroup
+    /// v2), nil when no limit is set or cgroups are not mounted.
+    static var cgroupHeadroom: Double? {
+        guard let f = fopen("/proc/self/cgroup", "r") else { return nil }
+        var line = [CChar](repeating: 0, count: 4096)
+        var path: String?
+        while fgets(&line, 4096, f) != nil {
+            let s = String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if s.hasPrefix("0::") { path = String(s.dropFirst(3)) }
+        }
+        fclose(f)
+        var best: Double?
+        // cgroup v1 (hybrid hosts, older containers): the memory controller's mount is the
+        // container's own cgroup; "no limit" is a number near 2^63.
+        if let limit = readNumber("/sys/fs/cgroup/memory/memory.limit_in_bytes"), limit < 0x1p62,
+           let used = readNumber("/sys/fs/cgroup/memory/memory.usage_in_bytes") {
+            best = max(0, limit - used)
+        }
+        guard var dir = path, dir.hasPrefix("/") else { return best }
+        while true {
+            let base = "/sys/fs/cgroup" + (dir == "/" ? "" : dir)
+            if let limit = readNumber(base + "/memory.max"), let used = readNumber(base + "/memory.current") {
+                best = min(best ?? .infinity, max(0, limit - used))
+            }
+            if dir == "/" || dir.isEmpty { break }
+            if let slash = dir.lastIndex(of: "/") { dir = slash == dir.startIndex ? "/" : String(dir[..<slash]) } else { break }
+        }
+        return best
+    }
+
+    /// The first decimal number in a small file; nil for "max", a missing file or garbage.
+    static func readNumber(_ path: String) -> Double? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var buf = [CChar](repeating: 0, count: 64)
+        guard fgets(&buf, 64, f) != nil else { return nil }
+        let s = String(decoding: buf.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return Double(s)
     }
 
     /// This process's virtual size in bytes (/proc/self/statm).

@@ -237,9 +237,9 @@ func removeStaleTemporaries(of path: String, in dir: String) {
     guard let d = opendir(dir) else { return }
     defer { closedir(d) }
     while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
+        // d_name is read in place as a C string: the record readdir returned ends at its NUL.
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let name = String(cString: (UnsafeRawPointer(e) + nameOffset).assumingMemoryBound(to: CChar.self))
         guard name.hasPrefix(prefix) else { continue }
         let rest = name.dropFirst(prefix.count)
         guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { continue }

@@ -45,7 +45,7 @@ final class TransformerStack {
 
     /// Lays out buffers for `shape`. Training keeps every layer's activations for all M rows;
     /// inference keeps one layer of scratch per thread for one chunk of sequences.
-    func prepare(_ shape: StackShape, training: Bool, threads: Int) {
+    func prepare(_ shape: StackShape, training: Bool, threads: Int) throws(IJEPAError) {
         self.shape = shape
         let M = shape.M, W = shape.W, Hd = shape.hidden
         let chunkSeqs = min(shape.S, Self.sequencesPerChunk(shape))
@@ -53,7 +53,7 @@ final class TransformerStack {
         let layerSeqs = training ? shape.S : chunkSeqs
         let nLayers = training ? shape.depth : threads
         let per = Self.floatsPerLayer(StackShape(S: layerSeqs, T: shape.T, W: W, H: shape.H, hidden: Hd, depth: 1))
-        var p = store.ensure(M * W + nLayers * per)
+        var p = try store.ensure(M * W + nLayers * per)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
         layers.removeAll(keepingCapacity: true)
@@ -66,7 +66,7 @@ final class TransformerStack {
                 out: take(R * W)))
         }
         if training {
-            var q = grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + 2 * threads * shape.T * shape.T)
+            var q = try grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + 2 * threads * shape.T * shape.T)
             func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
             dres = takeG(M * W); dln = takeG(M * W); dattn = takeG(M * W)
             dqkv = takeG(3 * M * W); dfc1 = takeG(M * Hd); dgelu = takeG(M * Hd)
@@ -141,7 +141,7 @@ final class TransformerStack {
 
     /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
     /// gradient of `input` (a scratch pointer valid until the next call). Param grads accumulate.
-    func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+    func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
         let s = shape, M = s.M, W = s.W, Hd = s.hidden
         dres.update(from: dout, count: M * W)
         for l in stride(from: s.depth - 1, through: 0, by: -1) {
@@ -151,13 +151,13 @@ final class TransformerStack {
             linearBackward(dgelu, g + o.fc2W, g + o.fc2B, dres, a.gelu, w + o.fc2W, M, Hd, W, ex)
             geluBackward(dfc1, dgelu, a.fc1, M * Hd, ex)
             linearBackward(dln, g + o.fc1W, g + o.fc1B, dfc1, a.ln2, w + o.fc1W, M, W, Hd, ex)
-            layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
+            try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, M, W, accumulate: true, ex)
             // attention branch: res1 = x + proj(attn(ln1(x)))
             linearBackward(dattn, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
             attentionBackward(dqkv, dprobs, dattn, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
             linearBackward(dln, g + o.qkvW, g + o.qkvB, dqkv, a.ln1, w + o.qkvW, M, W, 3 * W, ex)
-            layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
+            try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
                               w + o.norm1W, M, W, accumulate: true, ex)
         }
         return dres

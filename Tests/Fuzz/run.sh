@@ -83,6 +83,11 @@ rm -rf "$OUT/seeds"
 "$OUT/make_seeds" "$OUT/seeds" >/dev/null || die "make_seeds failed"
 say "$(ls "$OUT/seeds" | wc -l) seed files"
 
+# Round-trip saves go to a RAM directory of this run, removed at the end (also after -fork workers).
+FUZZ_TMP=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )/ijepa-fuzz-run-XXXXXX")
+trap 'rm -rf "$FUZZ_TMP"' EXIT
+export IJEPA_FUZZ_TMP="$FUZZ_TMP"
+
 export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64:detect_leaks=1:handle_abort=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 COMMON=(-timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=64 -artifact_prefix="$OUT/artifacts/")

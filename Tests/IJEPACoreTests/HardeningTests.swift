@@ -76,4 +76,98 @@ final class HardeningTests: XCTestCase {
         }
         XCTAssertEqual(m.step, 0)
     }
+
+    /// B8: a finite but huge learning rate or weight decay used to return OK and leave the model
+    /// full of Inf. Now every step either succeeds with everything finite or fails with nothing
+    /// changed, and an update that overflows is refused by the optimizer itself.
+    func testOverflowingUpdateIsRefusedWithNothingChanged() throws {
+        var c = ModelGradientTests.tinyConfig()
+        c.imageSize = 16; c.minKeep = 2
+        let m = try Model(config: c)
+        var rng = RNG(seed: 3)
+        let images = randomArray(4 * c.inChans * 16 * 16, &rng)
+        let masks = try m.sampleMasks(batch: 4)
+        _ = try images.withUnsafeBufferPointer { try m.trainStep(images: $0.baseAddress!, batch: 4, masks: masks) }
+        func allFinite() -> Bool { snapshot(m).allSatisfy { $0.allSatisfy { $0.isFinite } } }
+        var refusedByOptimizer = 0
+        for (lr, wd) in [(Float(3e38), Float(3e38)), (Float(1e-3), Float(3e38)), (Float(3e38), Float(-1)),
+                         (Float(3e38), Float(-1)), (Float(4e19), Float(1e19)), (Float(3e38), Float(-1))] {
+            m.overrideLR = lr; m.overrideWD = wd
+            let before = snapshot(m), step = m.step
+            do {
+                _ = try images.withUnsafeBufferPointer { try m.trainStep(images: $0.baseAddress!, batch: 4, masks: masks) }
+                XCTAssertEqual(m.step, step + 1)
+                XCTAssert(allFinite(), "a step that returned OK left non-finite values (lr \(lr), wd \(wd))")
+            } catch let e as IJEPAError {
+                XCTAssertEqual(e.status, -7, "\(e)")
+                if e.message.contains("would make") { refusedByOptimizer += 1 }
+                let after = snapshot(m)
+                XCTAssertEqual(m.step, step)
+                XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
+                XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+            }
+        }
+        XCTAssertGreaterThanOrEqual(refusedByOptimizer, 1, "the overflowing updates must be refused by the optimizer check")
+        // the direct optimizer path: gradients ready, an overflowing weight decay
+        let fresh = try Model(config: c)
+        try images.withUnsafeBufferPointer { _ = try fresh.forwardBackward(images: $0.baseAddress!, batch: 4, masks: masks) }
+        fresh.overrideLR = 3e38; fresh.overrideWD = 3e38
+        let before = snapshot(fresh)
+        XCTAssertThrowsError(try fresh.optimizerStep()) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -7)
+            XCTAssert((e as? IJEPAError)?.message.contains("nothing was updated") ?? false, "\(e)")
+        }
+        XCTAssertEqual(snapshot(fresh)[0], before[0]); XCTAssertEqual(fresh.step, 0)
+        fresh.overrideLR = -1; fresh.overrideWD = -1
+        XCTAssertNoThrow(try fresh.optimizerStep())   // the gradients are still ready and usable
+        XCTAssertEqual(fresh.step, 1)
+    }
+
+    /// A model whose parameters were made non-finite from outside (the params view is writable)
+    /// must not overwrite a loadable checkpoint with one the loader refuses.
+    func testSaveRefusesNonFiniteTensorsAndKeepsTheOldFile() throws {
+        var c = ModelGradientTests.tinyConfig()
+        c.imageSize = 16; c.minKeep = 2
+        let m = try Model(config: c)
+        let path = "/tmp/ijepa-hardening-\(getpid()).safetensors"
+        defer { unlink(path) }
+        try m.save(to: path, flags: [.weights, .trainingState])
+        let good = try readWholeFile(path)
+        m.params.ptr[7] = .infinity
+        XCTAssertThrowsError(try m.save(to: path, flags: [.weights])) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -7, "\(e)")
+            XCTAssert((e as? IJEPAError)?.message.contains("unchanged") ?? false, "\(e)")
+        }
+        XCTAssertEqual(try readWholeFile(path), good)
+        m.params.ptr[7] = 0
+        m.adamV.ptr[3] = .nan
+        XCTAssertThrowsError(try m.save(to: path, flags: [.weights, .trainingState])) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -7, "\(e)")
+        }
+        XCTAssertEqual(try readWholeFile(path), good)
+        try m.save(to: path, flags: [.weights])   // the weights alone are finite
+    }
+
+    /// FloatBuffer allocations that the system refuses are errors, not traps.
+    func testRefusedAllocationIsOutOfMemory() {
+        XCTAssertThrowsError(try FloatBuffer(count: Int.max / 2)) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -3, "\(e)")
+        }
+        let b = FloatBuffer()
+        XCTAssertThrowsError(try b.ensure(1 << 60)) { e in XCTAssertEqual((e as? IJEPAError)?.status, -3) }
+        XCTAssertNoThrow(try b.ensure(16))
+        XCTAssertEqual(b.capacity, 16)
+    }
+
+    /// B9: RFC 8259 numbers have no leading zeros (Python's json and the safetensors crate agree).
+    func testJSONLeadingZerosAreFormatErrors() throws {
+        for bad in ["[04]", "{\"a\":00}", "[-01.5]", "[040010000000474974513]"] {
+            XCTAssertThrowsError(try JSONValue.parse(Array(bad.utf8)), bad) { e in
+                XCTAssertEqual((e as? IJEPAError)?.status, -5, "\(e)")
+            }
+        }
+        for good in ["[0]", "[0.5]", "[-0]", "[10]", "[0e3]", "[100]"] {
+            XCTAssertNoThrow(try JSONValue.parse(Array(good.utf8)), good)
+        }
+    }
 }
