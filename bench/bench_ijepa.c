@@ -5,6 +5,13 @@
  *   bench_ijepa encode IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS
  *   bench_ijepa masks  IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH COUNT MASKFILE
  *   bench_ijepa sgemm  N THREADS ITERS
+ *   bench_ijepa allocs IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS MASKFILE
+ *
+ * "allocs" counts heap allocations inside the library in the steady state: one untimed pass of
+ * train steps over every mask batch (so every buffer has reached its largest shape), then a
+ * second pass counted, then encode likewise. This program defines malloc, calloc, realloc,
+ * posix_memalign, aligned_alloc and memalign itself (forwarding to glibc's __libc_* entry
+ * points), so the library's calls, Swift runtime included, resolve to them and are counted.
  *
  * "masks" samples COUNT mask batches with the official collator (seed 0) and writes them to
  * MASKFILE (int32: count, then per batch num_enc,k_enc,num_pred,k_pred, enc[], pred[]); the
@@ -21,6 +28,26 @@
 #include <time.h>
 
 void openblas_set_num_threads(int);
+
+/* ---- allocation counting (see "allocs" above) ------------------------------------------------ */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static _Atomic long alloc_count, alloc_bytes;
+static void count_alloc(size_t n) { alloc_count++; alloc_bytes += (long)n; }
+void *malloc(size_t n) { count_alloc(n); return __libc_malloc(n); }
+void *calloc(size_t k, size_t n) { count_alloc(k * n); return __libc_calloc(k, n); }
+void *realloc(void *p, size_t n) { count_alloc(n); return __libc_realloc(p, n); }
+void *memalign(size_t a, size_t n) { count_alloc(n); return __libc_memalign(a, n); }
+void *aligned_alloc(size_t a, size_t n) { count_alloc(n); return __libc_memalign(a, n); }
+int posix_memalign(void **out, size_t a, size_t n) {
+    count_alloc(n);
+    void *p = __libc_memalign(a, n);
+    if (!p) return 12; /* ENOMEM */
+    *out = p;
+    return 0;
+}
 
 static double now(void) {
     struct timespec t;
@@ -114,7 +141,7 @@ int main(int argc, char **argv) {
             t[i] = now() - t0;
         }
         print_times("encode", t, iters);
-    } else {
+    } else { /* train, allocs */
         FILE *f = fopen(argv[13], "rb");
         if (!f) { perror(argv[13]); return 1; }
         int count = 0;
@@ -130,6 +157,22 @@ int main(int argc, char **argv) {
         }
         fclose(f);
         ijepa_step_stats st;
+        if (!strcmp(mode, "allocs")) {
+            float *pooled = malloc((size_t)batch * cfg.embed_dim * sizeof(float));
+            for (int k = 0; k < count; k++) if (ijepa_train_step(m, img, batch, &mk[k], &st)) die("train_step");
+            long c0 = alloc_count, b0 = alloc_bytes;
+            for (int k = 0; k < count; k++) if (ijepa_train_step(m, img, batch, &mk[k], &st)) die("train_step");
+            long tc = alloc_count - c0, tb = alloc_bytes - b0;
+            for (int i = 0; i < 2; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
+            c0 = alloc_count; b0 = alloc_bytes;
+            for (int i = 0; i < count; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
+            printf("{\"impl\":\"ijepa\",\"mode\":\"allocs\",\"train_allocs_per_step\":%.2f,\"train_bytes_per_step\":%.1f,"
+                   "\"encode_allocs_per_call\":%.2f,\"encode_bytes_per_call\":%.1f}\n",
+                   (double)tc / count, (double)tb / count, (double)(alloc_count - c0) / count,
+                   (double)(alloc_bytes - b0) / count);
+            ijepa_model_free(m);
+            return 0;
+        }
         for (int i = 0; i < 2; i++) if (ijepa_train_step(m, img, batch, &mk[i % count], &st)) die("train_step");
         for (int i = 0; i < iters; i++) {
             double t0 = now();

@@ -143,6 +143,10 @@ def main():
         mpath = os.path.join(HERE, "build", f"masks-{name}.bin")
         subprocess.run([BIN, "masks", *args, "8", mpath], check=True)
         tf, ef = train_flops(cfg, mask_dims(mpath, cfg[-1])), encode_flops(cfg)
+        allocs = run([BIN, "allocs", *args, "2", "1", mpath], dict(env))
+        print(f"{name:13s} steady-state heap allocations inside the library: {allocs['train_allocs_per_step']:.0f} per train step "
+              f"({allocs['train_bytes_per_step']:.0f} bytes), {allocs['encode_allocs_per_call']:.0f} per encode "
+              f"({allocs['encode_bytes_per_call']:.0f} bytes)", flush=True)
         for t in map(int, a.threads.split(",")):
             e = dict(env, OMP_NUM_THREADS=str(t))
             res = {"ijepa": {"train": [], "encode": [], "rss": 0}, "torch": {"train": [], "encode": [], "rss": 0}}
@@ -155,7 +159,7 @@ def main():
                         res[impl][mode] += out["times"]
                         res[impl]["rss"] = max(res[impl]["rss"], rss)
             B = cfg[-1]
-            r = {"config": name, "threads": t}
+            r = {"config": name, "threads": t, "allocs": allocs}
             for impl in ("ijepa", "torch"):
                 r[f"{impl}_train_s"] = median(res[impl]["train"])
                 r[f"{impl}_encode_s"] = median(res[impl]["encode"])
@@ -216,6 +220,17 @@ def write_results(path, rows, peaks, scaling):
         L.append(f"| {r['config']} | {r['threads']} | {r['ijepa_img_s']:.1f} | {r['torch_img_s']:.1f} | "
                  f"{r['train_ratio']:.2f}x | {r['ijepa_gflops']:.0f} | {r['peak_pct']:.0f}% | {r['encode_ratio']:.2f}x | "
                  f"{r['ijepa_rss']:.0f} / {r['torch_rss']:.0f} |")
+    L.append("\n## Heap allocations in a steady-state step (this library, counted by bench_ijepa's malloc)\n")
+    L.append("| config | train: allocations / step | bytes / step | encode: allocations / call | bytes / call |")
+    L.append("|---|---|---|---|---|")
+    seen = set()
+    for r in rows:
+        if r["config"] in seen:
+            continue
+        seen.add(r["config"])
+        a = r["allocs"]
+        L.append(f"| {r['config']} | {a['train_allocs_per_step']:.0f} | {a['train_bytes_per_step']:.0f} | "
+                 f"{a['encode_allocs_per_call']:.0f} | {a['encode_bytes_per_call']:.0f} |")
     if scaling:
         L.append("\n## Scaling (this library, 2 threads)\n")
         L.append("| image | patches N | step ms | GFLOP/s | attention share of encoder FLOPs |")

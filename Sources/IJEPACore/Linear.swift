@@ -38,12 +38,22 @@ func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
 /// dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate); dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
 func linearBackward(_ dinp: FPtr?, _ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
                     _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, _ ex: Exec) {
-    if let dinp {
-        ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
-            sgemm(false, false, rows.count, I, O, 1, dout + rows.lowerBound * O, O, weight, I,
-                  accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
-        }
+    if let dinp { linearBackwardInput(dinp, dout, weight, M, I, O, accumulate: accumulate, ex) }
+    linearBackwardWeight(dweight, dbias, dout, inp, M, I, O, ex)
+}
+
+/// The input half of linearBackward: dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate).
+func linearBackwardInput(_ dinp: FPtr, _ dout: CFPtr, _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int,
+                         accumulate: Bool = false, _ ex: Exec) {
+    ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
+        sgemm(false, false, rows.count, I, O, 1, dout + rows.lowerBound * O, O, weight, I,
+              accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
     }
+}
+
+/// The parameter half of linearBackward: dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
+func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
+                          _ M: Int, _ I: Int, _ O: Int, _ ex: Exec) {
     // split the output rows of dW (and the columns of db): no reduction across threads
     ex.forEach(O, grain: max(8, rowGrain(2 * M * I))) { cols in
         let o0 = cols.lowerBound, n = cols.count

@@ -48,7 +48,12 @@ public final class Model {
     public private(set) var lastLossDouble: Double = .nan
 
     // activations (allocated once per shape, grown when a larger one comes)
-    let targetStack = TransformerStack(), encStack = TransformerStack(), predStack = TransformerStack()
+    /// The context encoder's and the predictor's backward passes run one after the other and
+    /// share one scratch buffer.
+    let backwardScratch = FloatBuffer()
+    let targetStack = TransformerStack()
+    lazy var encStack = TransformerStack(backwardScratch: backwardScratch)
+    lazy var predStack = TransformerStack(backwardScratch: backwardScratch)
     let colsT = FloatBuffer(), colsC = FloatBuffer()
     let targetFull = FloatBuffer(), targetLN = FloatBuffer(), targets = FloatBuffer()
     let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
@@ -127,8 +132,8 @@ public final class Model {
         if Kc > 0 {
             let nenc = c.numEncMasks, npred = c.numPredMasks
             guard let mc = mul(nenc, B, Kc), let sp = mul(npred, nenc, B), let mp = mul(sp, Kc + Kt),
-                  let encL = mul(mc, 8 * c.embedDim + 2 * c.mlpHidden + 4), let encA = mul(nenc, B, c.numHeads, Kc, Kc),
-                  let predL = mul(mp, 8 * c.predEmbedDim + 2 * c.predMlpHidden + 4),
+                  let encL = mul(mc, 6 * c.embedDim + c.mlpHidden + 4), let encA = mul(nenc, B, c.numHeads, Kc, Kc),
+                  let predL = mul(mp, 6 * c.predEmbedDim + c.predMlpHidden + 4),
                   let predA = mul(sp, c.effectivePredHeads, Kc + Kt, Kc + Kt),
                   let e = mul(c.depth, encL + encA), let p = mul(c.predDepth, predL + predA),
                   let extra = mul(mp + mc, 8 * c.embedDim + 8 * c.predEmbedDim)

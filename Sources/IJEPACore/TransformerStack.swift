@@ -9,7 +9,11 @@ struct StackShape: Equatable {
 
 let blockLNEps: Float = 1e-6
 
-/// Per-layer activations, carved out of one growing buffer (allocated once per shape).
+/// Per-layer activations, carved out of one growing buffer (allocated once per shape). For
+/// training only qkv, probs, attn, res1, fc1, out and the LayerNorm statistics are kept per
+/// layer; ln1, ln2 and gelu point into per-worker scratch in the forward pass and are
+/// recomputed (bit-identically) in the backward pass, which saves 2W + hidden floats per row
+/// and layer (about 40% of a block's activations).
 struct LayerActs {
     var ln1: FPtr, ln1Mean: FPtr, ln1Rstd: FPtr, qkv: FPtr, probs: FPtr, attn: FPtr, res1: FPtr
     var ln2: FPtr, ln2Mean: FPtr, ln2Rstd: FPtr, fc1: FPtr, gelu: FPtr, out: FPtr
@@ -17,26 +21,35 @@ struct LayerActs {
 
 final class TransformerStack {
     private let store = FloatBuffer()
-    private let grads = FloatBuffer()
+    /// Backward scratch; the model's training stacks share one (their backward passes run one
+    /// after the other), so pointers into it are taken at the start of `backward`.
+    private let grads: FloatBuffer
     private(set) var shape = StackShape(S: 0, T: 0, W: 0, H: 1, hidden: 0, depth: 0)
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
     private(set) var input: FPtr
-    // backward scratch
-    private var dres: FPtr, dln: FPtr, dattn: FPtr, dqkv: FPtr, dfc1: FPtr, dgelu: FPtr, dprobs: FPtr
+    /// Training forward: per-worker scratch for ln1/ln2 [chunk rows, W] and gelu [chunk rows, hidden].
+    private var fwdScratch: FPtr, chunkRows = 0
+    // backward scratch: dres, dln [M,W]; lnRe [M,W] (recomputed ln1/ln2, then dattn);
+    // dhid [M,hidden] (dgelu, then dfc1 in place); big [M, max(hidden, 3W)] (recomputed gelu,
+    // then dqkv); dprobs
+    private var dres: FPtr, dln: FPtr, lnRe: FPtr, dhid: FPtr, big: FPtr, dprobs: FPtr
 
-    init() {
+    init(backwardScratch: FloatBuffer = FloatBuffer()) {
+        grads = backwardScratch
         let p = store.ptr
-        (input, dres, dln, dattn, dqkv, dfc1, dgelu, dprobs) = (p, p, p, p, p, p, p, p)
+        (input, fwdScratch, dres, dln, lnRe, dhid, big, dprobs) = (p, p, p, p, p, p, p, p)
     }
 
-    static func floatsPerLayer(_ s: StackShape) -> Int {
-        s.M * (8 * s.W + 2 * s.hidden + 4) + s.S * s.H * s.T * s.T
+    /// Floats of one layer: all activations (inference scratch) or the kept ones (training).
+    static func floatsPerLayer(_ s: StackShape, training: Bool = false) -> Int {
+        s.M * ((training ? 6 : 8) * s.W + (training ? 1 : 2) * s.hidden + 4) + s.S * s.H * s.T * s.T
     }
 
     static func trainingFloats(_ s: StackShape, threads: Int) -> Int {
-        s.M * s.W + s.depth * floatsPerLayer(s)
-            + s.M * (3 * s.W + 3 * s.W + 2 * s.hidden) + 2 * threads * s.T * s.T
+        let chunk = min(s.S, sequencesPerChunk(s)) * s.T
+        return s.M * s.W + s.depth * floatsPerLayer(s, training: true) + threads * chunk * (s.W + s.hidden)
+            + s.M * (3 * s.W + s.hidden + max(s.hidden, 3 * s.W)) + 2 * threads * s.T * s.T
     }
 
     /// Sequences per forward task: whole sequences, about 256 rows, so that a task runs every
@@ -52,26 +65,44 @@ final class TransformerStack {
         let layerRows = training ? M : chunkSeqs * shape.T
         let layerSeqs = training ? shape.S : chunkSeqs
         let nLayers = training ? shape.depth : threads
-        let per = Self.floatsPerLayer(StackShape(S: layerSeqs, T: shape.T, W: W, H: shape.H, hidden: Hd, depth: 1))
-        var p = try store.ensure(M * W + nLayers * per)
+        let per = Self.floatsPerLayer(StackShape(S: layerSeqs, T: shape.T, W: W, H: shape.H, hidden: Hd, depth: 1),
+                                      training: training)
+        chunkRows = chunkSeqs * shape.T
+        let scratch = training ? threads * chunkRows * (W + Hd) : 0
+        var p = try store.ensure(M * W + nLayers * per + scratch)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
         layers.removeAll(keepingCapacity: true)
         let R = layerRows
         for _ in 0..<nLayers {
-            layers.append(LayerActs(
-                ln1: take(R * W), ln1Mean: take(R), ln1Rstd: take(R), qkv: take(3 * R * W),
-                probs: take(layerSeqs * shape.H * shape.T * shape.T), attn: take(R * W), res1: take(R * W),
-                ln2: take(R * W), ln2Mean: take(R), ln2Rstd: take(R), fc1: take(R * Hd), gelu: take(R * Hd),
-                out: take(R * W)))
+            // training: ln1, ln2 and gelu get their pointers per task (forward) or are recomputed
+            // (backward); `input` stands in here and is never written through them
+            let ln1 = training ? input : take(R * W)
+            let ln1Mean = take(R), ln1Rstd = take(R), qkv = take(3 * R * W)
+            let probs = take(layerSeqs * shape.H * shape.T * shape.T), attn = take(R * W), res1 = take(R * W)
+            let ln2 = training ? input : take(R * W)
+            let ln2Mean = take(R), ln2Rstd = take(R), fc1 = take(R * Hd)
+            let gelu = training ? input : take(R * Hd)
+            layers.append(LayerActs(ln1: ln1, ln1Mean: ln1Mean, ln1Rstd: ln1Rstd, qkv: qkv, probs: probs, attn: attn,
+                                    res1: res1, ln2: ln2, ln2Mean: ln2Mean, ln2Rstd: ln2Rstd, fc1: fc1, gelu: gelu,
+                                    out: take(R * W)))
         }
         if training {
-            var q = try grads.ensure(M * (3 * W + 3 * W + 2 * Hd) + 2 * threads * shape.T * shape.T)
-            func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
-            dres = takeG(M * W); dln = takeG(M * W); dattn = takeG(M * W)
-            dqkv = takeG(3 * M * W); dfc1 = takeG(M * Hd); dgelu = takeG(M * Hd)
-            dprobs = takeG(2 * threads * shape.T * shape.T)
+            fwdScratch = take(scratch)
+            backwardThreads = threads
         }
+    }
+
+    private var backwardThreads = 1
+
+    /// Lays out the backward scratch (see `grads`).
+    private func prepareBackward() throws(IJEPAError) {
+        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        var q = try grads.ensure(M * (3 * W + Hd + max(Hd, 3 * W)) + 2 * backwardThreads * s.T * s.T)
+        func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
+        dres = takeG(M * W); dln = takeG(M * W); lnRe = takeG(M * W)
+        dhid = takeG(M * Hd); big = takeG(M * max(Hd, 3 * W))
+        dprobs = takeG(2 * backwardThreads * s.T * s.T)
     }
 
     /// Training forward: reads `input`, keeps all activations; returns the last layer's output.
@@ -83,11 +114,14 @@ final class TransformerStack {
         let per = Self.sequencesPerChunk(s)
         let chunks = (s.S + per - 1) / per
         let layers = self.layers, input = self.input
-        ex.pool.run(tasks: chunks) { c in
+        let scratch = fwdScratch, scratchPer = chunkRows * (s.W + s.hidden), chunkRows = self.chunkRows
+        ex.pool.run(tasks: chunks) { c, worker in
             let s0 = c * per, n = min(s.S, s0 + per) - s0
             var x = CFPtr(input + s0 * s.T * s.W)
+            let ln = scratch + worker * scratchPer, gelu = ln + chunkRows * s.W
             for l in 0..<s.depth {
-                let a = Self.offset(layers[l], rows: s0 * s.T, seqs: s0, s)
+                var a = Self.offset(layers[l], rows: s0 * s.T, seqs: s0, s)
+                a.ln1 = ln; a.ln2 = ln; a.gelu = gelu   // consumed within the block
                 self.blockForward(a, x: x, S: n, params: params, blocks[l], keep: true)
                 x = CFPtr(a.out)
             }
@@ -142,21 +176,25 @@ final class TransformerStack {
     /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
     /// gradient of `input` (a scratch pointer valid until the next call). Param grads accumulate.
     func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
+        try prepareBackward()
         let s = shape, M = s.M, W = s.W, Hd = s.hidden
         dres.update(from: dout, count: M * W)
         for l in stride(from: s.depth - 1, through: 0, by: -1) {
             let a = layers[l], o = blocks[l]
             let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
-            // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1))))
-            linearBackward(dgelu, g + o.fc2W, g + o.fc2B, dres, a.gelu, w + o.fc2W, M, Hd, W, ex)
-            geluBackward(dfc1, dgelu, a.fc1, M * Hd, ex)
-            linearBackward(dln, g + o.fc1W, g + o.fc1B, dfc1, a.ln2, w + o.fc1W, M, W, Hd, ex)
+            // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1)))); gelu and ln2 are recomputed
+            linearBackwardInput(dhid, dres, w + o.fc2W, M, Hd, W, ex)            // dgelu
+            geluRecomputeBackward(big, dhid, dhid, a.fc1, M * Hd, ex)            // gelu; dfc1 in place
+            linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, M, Hd, W, ex)
+            layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+            linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, M, W, Hd, ex)
             try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, M, W, accumulate: true, ex)
-            // attention branch: res1 = x + proj(attn(ln1(x)))
-            linearBackward(dattn, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
-            attentionBackward(dqkv, dprobs, dattn, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
-            linearBackward(dln, g + o.qkvW, g + o.qkvB, dqkv, a.ln1, w + o.qkvW, M, W, 3 * W, ex)
+            // attention branch: res1 = x + proj(attn(ln1(x))); dattn in lnRe, dqkv in big
+            linearBackward(lnRe, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
+            attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
+            layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+            linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
             try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
                               w + o.norm1W, M, W, accumulate: true, ex)
         }
