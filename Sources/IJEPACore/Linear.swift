@@ -17,14 +17,26 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
 @inline(__always)
 func rowGrain(_ flopsPerRow: Int) -> Int { max(1, 1_000_000 / max(1, flopsPerRow)) }
 
-/// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]   (accumulate: out += …)
+/// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]   (accumulate: out += …; residual: out = residual + …,
+/// computed as (residual + b) + inp·Wᵀ, the same floats as copying residual and accumulating)
 func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
-                   _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, _ ex: Exec) {
+                   _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, residual: CFPtr? = nil, _ ex: Exec) {
     ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
         let r0 = rows.lowerBound, m = rows.count
         let o = out + r0 * O
         var beta: Float = accumulate ? 1 : 0
-        if let bias {
+        if let residual {
+            let res = residual + r0 * O
+            if let bias {
+                for r in 0..<m {
+                    let row = o + r * O, src = res + r * O
+                    for c in 0..<O { row[c] = src[c] + bias[c] }
+                }
+            } else {
+                o.update(from: res, count: m * O)
+            }
+            beta = 1
+        } else if let bias {
             for r in 0..<m {
                 let row = o + r * O
                 if accumulate { for c in 0..<O { row[c] += bias[c] } } else { row.update(from: bias, count: O) }
@@ -52,8 +64,34 @@ func linearBackwardInput(_ dinp: FPtr, _ dout: CFPtr, _ weight: CFPtr, _ M: Int,
 }
 
 /// The parameter half of linearBackward: dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
+/// With several threads and many rows the sum over rows is split into one block per thread
+/// (each thread packs only its own rows of dout and inp, instead of every thread packing all of
+/// inp), and the per-thread partial sums are added in thread order (deterministic for a given
+/// thread count). Otherwise the output rows of dW are split.
 func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp: CFPtr,
                           _ M: Int, _ I: Int, _ O: Int, _ ex: Exec) {
+    let parts = ex.threads == 1 ? 1 : min(ex.threads, M / 512)
+    if parts >= 2, let buf = try? ex.scratch.ensure(parts * (O * I + O)) {
+        let per = O * I + O
+        ex.pool.run(tasks: parts) { c in
+            let r0 = M * c / parts, r1 = M * (c + 1) / parts
+            let pw = buf + c * per, pb = pw + O * I
+            sgemm(true, false, O, I, r1 - r0, 1, dout + r0 * O, O, inp + r0 * I, I, 0, pw, I)
+            if dbias != nil {
+                pb.update(repeating: 0, count: O)
+                columnSumAccumulate(pb, dout + r0 * O, r1 - r0, O, ld: O)
+            }
+        }
+        let n = dbias != nil ? per : O * I
+        ex.forEach(n, grain: 16384) { r in
+            for j in r {
+                var sum = buf[j]
+                for c in 1..<parts { sum += buf[c * per + j] }
+                if j < O * I { dweight[j] += sum } else { dbias![j - O * I] += sum }
+            }
+        }
+        return
+    }
     // split the output rows of dW (and the columns of db): no reduction across threads
     ex.forEach(O, grain: max(8, rowGrain(2 * M * I))) { cols in
         let o0 = cols.lowerBound, n = cols.count

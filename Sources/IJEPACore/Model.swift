@@ -28,8 +28,10 @@ public final class Model {
     public let adamV: FloatBuffer
     /// The target encoder, laid out as the encoder part of `params` (offsets 0..<encoderCount).
     public let target: FloatBuffer
-    /// One flag per parameter tensor for the optimizer's finite-update check.
+    /// One flag per parameter tensor for the optimizer's finite-update check, and each tensor's
+    /// gradient sum of squares.
     let tensorFlags: FloatBuffer
+    let tensorSquares: UnsafeMutablePointer<Double>
     /// Fixed 2-D sin-cos tables [N, D] and [N, Dp].
     public let posEmbed: [Float]
     public let predPosEmbed: [Float]
@@ -79,12 +81,15 @@ public final class Model {
         adamV = try FloatBuffer(count: n)
         target = try FloatBuffer(count: layout.encoderCount)
         tensorFlags = try FloatBuffer(count: layout.tensors.count)
+        tensorSquares = .allocate(capacity: max(1, layout.tensors.count))
         posEmbed = sinCosPosEmbed2D(dim: config.embedDim, grid: config.gridSize)
         predPosEmbed = sinCosPosEmbed2D(dim: config.predEmbedDim, grid: config.gridSize)
         collator = try MaskCollator(config: config)
         exec = Exec(threads: config.nThreads > 0 ? config.nThreads : Exec.hardwareThreads)
         initializeWeights(seed: config.seed)
     }
+
+    deinit { tensorSquares.deallocate() }
 
     /// Threads of this model's kernels (values <= 0 mean all cores; at most 1024).
     public var nThreads: Int {
@@ -364,38 +369,43 @@ public final class Model {
         guard gradsReady else {
             throw IJEPAError.state("optimizer_step needs gradients: call forward_backward first (each forward_backward feeds one optimizer step)")
         }
-        let n = layout.totalCount
         let g = CFPtr(grads.ptr)
-        var sq = 0.0
-        var i = 0
-        while i < n {
-            let end = min(n, i + 4096)
-            var part = Float(0)
-            for j in i..<end { part += g[j] * g[j] }
-            sq += Double(part)
-            i = end
-        }
-        if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
         let (next, overflow) = step.addingReportingOverflow(1)
-        if overflow { throw IJEPAError.state("the step counter cannot advance past \(step)") }
-        let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: next, config)
-        let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: next, config)
-        let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: next, config)
-        if !lr.isFinite || !wd.isFinite || !m.isFinite || m > 1 || m < 0 {
-            throw IJEPAError.numeric("schedule values are not usable (lr \(lr), weight decay \(wd), momentum \(m)); nothing was updated")
-        }
+        let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: overflow ? step : next, config)
+        let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: overflow ? step : next, config)
+        let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: overflow ? step : next, config)
+        let scheduleOK = lr.isFinite && wd.isFinite && m.isFinite && m <= 1 && m >= 0
         let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
         let ex = exec
         let tensors = layout.tensors
-        // Dry run first: an update that would overflow (a huge lr or weight decay) is an error
-        // with nothing changed. With finite parameters and m in [0, 1] the EMA stays finite.
-        let ok = tensorFlags.ptr
+        // One parallel pass per tensor: the gradient's sum of squares and a dry run of the update
+        // (an update that would overflow, e.g. a huge lr or weight decay, is an error with
+        // nothing changed; with finite parameters and m in [0, 1] the EMA stays finite).
+        let ok = tensorFlags.ptr, sqs = tensorSquares
         ex.forEach(tensors.count) { r in
             for ti in r {
                 let t = tensors[ti]
-                ok[ti] = adamwUpdateStaysFinite(p + t.offset, g + t.offset, mm + t.offset, vv + t.offset, t.count,
-                                                lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam) ? 1 : 0
+                let gt = g + t.offset
+                var sq = 0.0, i = 0
+                while i < t.count {
+                    let end = min(t.count, i + 4096)
+                    var part = Float(0)
+                    for j in i..<end { part += gt[j] * gt[j] }
+                    sq += Double(part)
+                    i = end
+                }
+                sqs[ti] = sq
+                ok[ti] = scheduleOK && sq.isFinite
+                    && adamwUpdateStaysFinite(p + t.offset, gt, mm + t.offset, vv + t.offset, t.count,
+                                              lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam) ? 1 : 0
             }
+        }
+        var sq = 0.0
+        for ti in 0..<tensors.count { sq += sqs[ti] }
+        if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
+        if overflow { throw IJEPAError.state("the step counter cannot advance past \(step)") }
+        if !scheduleOK {
+            throw IJEPAError.numeric("schedule values are not usable (lr \(lr), weight decay \(wd), momentum \(m)); nothing was updated")
         }
         if let bad = (0..<tensors.count).first(where: { ok[$0] != 1 }) {
             throw IJEPAError.numeric("this update (lr \(lr), weight decay \(wd)) would make \(tensors[bad].name) or its AdamW moments non-finite; nothing was updated")

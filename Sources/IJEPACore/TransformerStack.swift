@@ -146,14 +146,12 @@ final class TransformerStack {
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
         attentionForward(a.attn, a.probs, a.qkv, S, s.T, W, s.H, ex)
         let r1 = keep ? a.res1 : FPtr(mutating: x)
-        if keep { r1.update(from: x, count: M * W) }
-        linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, ex)
+        linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, residual: keep ? x : nil, ex)
         layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
         linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
         geluForward(a.gelu, a.fc1, M * Hd, ex)
         let out = keep ? a.out : r1
-        if keep { out.update(from: r1, count: M * W) }
-        linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, ex)
+        linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, residual: keep ? CFPtr(r1) : nil, ex)
     }
 
     /// Inference forward in place on `input`; each task runs all layers on a chunk of
