@@ -65,11 +65,11 @@ static ijepa_config make_config(char **a) {
     c.image_size = atoi(a[0]); c.patch_size = atoi(a[1]); c.in_chans = atoi(a[2]);
     c.embed_dim = atoi(a[3]); c.depth = atoi(a[4]); c.num_heads = atoi(a[5]);
     c.pred_embed_dim = atoi(a[6]); c.pred_depth = atoi(a[7]);
-    /* min_keep 4 as in the fmnist recipe; on grids smaller than 8x8 (vit-small-96: 6x6) a
-     * 0.15-scale target block can be 2x2 = 4 patches, which the official sampler would loop on
-     * forever (issue #68) and this library refuses, so those grids use 3. */
+    /* min_keep 4 as in the fmnist recipe; on smaller grids a 0.15-scale target block can have
+     * min_keep patches or fewer (6x6: 2x2 = 4; 4x4: 1x2 = 2), which the official sampler would
+     * loop on forever (issue #68) and this library refuses, so those grids use a smaller one. */
     int grid = c.image_size / c.patch_size;
-    c.min_keep = grid >= 8 ? 4 : 3;
+    c.min_keep = grid >= 8 ? 4 : grid >= 5 ? 3 : 1;
     return c;
 }
 

@@ -178,6 +178,9 @@ def main():
                   f"(x{r['train_ratio']:.2f}, {r['ijepa_gflops']:.0f} GFLOP/s = {r['peak_pct']:.0f}% of sgemm peak); "
                   f"encode x{r['encode_ratio']:.2f}; RSS {r['ijepa_rss']:.0f} vs {r['torch_rss']:.0f} MiB", flush=True)
     scaling = []
+    write_results(a.out, rows, peaks, scaling)   # the main table first; scaling appended below
+    with open(os.path.join(HERE, "build", "rows.json"), "w") as f:
+        json.dump({"rows": rows, "peaks": peaks}, f)
     if a.scaling:
         for img in (32, 64, 96, 128, 224):
             cfg = (img, 8, 3, 192, 6, 3, 96, 3, 8)
