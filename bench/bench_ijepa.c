@@ -66,10 +66,11 @@ static ijepa_config make_config(char **a) {
     c.embed_dim = atoi(a[3]); c.depth = atoi(a[4]); c.num_heads = atoi(a[5]);
     c.pred_embed_dim = atoi(a[6]); c.pred_depth = atoi(a[7]);
     /* min_keep 4 as in the fmnist recipe; on smaller grids a 0.15-scale target block can have
-     * min_keep patches or fewer (6x6: 2x2 = 4; 4x4: 1x2 = 2), which the official sampler would
-     * loop on forever (issue #68) and this library refuses, so those grids use a smaller one. */
+     * min_keep patches or fewer (6x6: 2x2 = 4; 4x4: 1x1), which the official sampler would
+     * loop on forever (issue #68) and this library refuses, so those grids use a smaller one
+     * (4x4: a 1x1 block is possible, so 0). */
     int grid = c.image_size / c.patch_size;
-    c.min_keep = grid >= 8 ? 4 : grid >= 5 ? 3 : 1;
+    c.min_keep = grid >= 8 ? 4 : grid >= 5 ? 3 : 0;
     return c;
 }
 
