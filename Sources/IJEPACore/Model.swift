@@ -81,10 +81,11 @@ public final class Model {
         adamV = try FloatBuffer(count: n)
         target = try FloatBuffer(count: layout.encoderCount)
         tensorFlags = try FloatBuffer(count: layout.tensors.count)
-        tensorSquares = .allocate(capacity: max(1, layout.tensors.count))
         posEmbed = sinCosPosEmbed2D(dim: config.embedDim, grid: config.gridSize)
         predPosEmbed = sinCosPosEmbed2D(dim: config.predEmbedDim, grid: config.gridSize)
         collator = try MaskCollator(config: config)
+        // allocated after the last statement that can throw: a failed init runs no deinit
+        tensorSquares = .allocate(capacity: max(1, layout.tensors.count))
         exec = Exec(threads: config.nThreads > 0 ? config.nThreads : Exec.hardwareThreads)
         initializeWeights(seed: config.seed)
     }
