@@ -76,6 +76,11 @@ typedef struct ijepa_config {
     int64_t  warmup_steps, total_steps;
     uint64_t seed;
     int32_t  n_threads;                   /* <= 0: all cores                                  */
+    /* ---- appended after the first release (read only when struct_size covers them) ---- */
+    int32_t  reserved0;                   /* the first release's tail padding: ignored        */
+    int32_t  ragged_context;              /* 1: every image keeps its whole context (see
+                                             "ragged contexts" below; not the official code);
+                                             0 (default): contexts cut to the batch minimum  */
 } ijepa_config;
 
 /* The official recipe's defaults on a vit_tiny-sized model (224 px, patch 16, 192 x 12,
@@ -155,6 +160,38 @@ int ijepa_optimizer_step(ijepa_model *m, ijepa_step_stats *stats /* may be NULL 
  * returns that quantity to its schedule. */
 int ijepa_set_schedule_override(ijepa_model *m, float lr, float weight_decay, float ema_momentum);
 
+/* ---- ragged contexts (beyond the official code) ------------------------------------- */
+/* The official collator cuts every image's context to the shortest one of the batch (on an
+ * fmnist-tiny recipe's 8x8 grid that leaves ~11 context patches). With ragged masks each image keeps its own
+ * context: context j of image b is enc[j*batch*k_enc_max + b*k_enc_max + i] for
+ * i < enc_len[j*batch + b]. The context encoder and the predictor run every sequence at its
+ * own length (no padding; attention sees only the image's own tokens), so image b's outputs
+ * and gradient contributions are exactly those of image b run alone. Targets keep one size per
+ * batch, as officially, so the loss is the same mean over all target rows.
+ * For numpy users: enc is a padded [num_enc, batch, k_enc_max] int32 array, enc_len a
+ * [num_enc, batch] int32 array. Entries past a context's length are ignored on input and -1
+ * in sampled masks. */
+typedef struct ijepa_ragged_masks {
+    int32_t batch, num_enc, k_enc_max, num_pred, k_pred;
+    int32_t *enc;                         /* [num_enc][batch][k_enc_max], padded               */
+    int32_t *enc_len;                     /* [num_enc][batch], each in 1..k_enc_max            */
+    int32_t *pred;                        /* [num_pred][batch][k_pred]                          */
+} ijepa_ragged_masks;
+
+/* Samples the same blocks as ijepa_masks_sample would (same generator, advanced the same way)
+ * but without the cut to the batch minimum: k_enc_max is the longest context of the batch.
+ * Release with ijepa_ragged_masks_free. Works whatever the config's ragged_context. */
+int  ijepa_masks_sample_ragged(ijepa_model *m, int32_t batch, ijepa_ragged_masks *out);
+/* Frees what ijepa_masks_sample_ragged allocated and zeroes the struct. NULL is a no-op. */
+void ijepa_ragged_masks_free(ijepa_ragged_masks *masks);
+/* ijepa_train_step / ijepa_forward_backward with ragged masks. masks NULL: sampled from the
+ * model's generator with ragged contexts (whatever the config's ragged_context). Validation
+ * and failure guarantees are those of the uniform versions. */
+int ijepa_train_step_ragged(ijepa_model *m, const float *images, int32_t batch,
+                            const ijepa_ragged_masks *masks, ijepa_step_stats *stats /* may be NULL */);
+int ijepa_forward_backward_ragged(ijepa_model *m, const float *images, int32_t batch,
+                                  const ijepa_ragged_masks *masks, float *loss /* may be NULL */);
+
 /* ---- parameters as flat buffers ------------------------------------------------------ */
 enum { IJEPA_BUF_PARAMS = 0, IJEPA_BUF_GRADS = 1, IJEPA_BUF_TARGET = 2,
        IJEPA_BUF_ADAM_M = 3, IJEPA_BUF_ADAM_V = 4 };
@@ -186,6 +223,15 @@ enum { IJEPA_TARGET_ENCODER = 0, IJEPA_CONTEXT_ENCODER = 1 };
  * over the N tokens, or NULL. */
 int ijepa_encode(ijepa_model *m, const float *images, int32_t batch, int which_encoder,
                  float *tokens /* batch*N*D or NULL */, float *pooled /* batch*D mean over N, or NULL */);
+
+/* Evaluation features from the last k blocks (the paper probes the last layer or the last 4
+ * concatenated): for each of the encoder's last `last_k` blocks (1 <= last_k <= depth), the
+ * block's output passed through the encoder's final norm (as DINO's get_intermediate_layers)
+ * and averaged over the N tokens, concatenated earliest block first.
+ * pooled: batch * last_k * D floats, [batch][last_k][D]. last_k = 1 gives ijepa_encode's
+ * pooled output. */
+int ijepa_encode_layers(ijepa_model *m, const float *images, int32_t batch, int which_encoder,
+                        int32_t last_k, float *pooled /* batch*last_k*D */);
 
 /* ---- checkpoints -------------------------------------------------------------------- */
 /* Checkpoints are safetensors files. Tensor names are the official state_dict keys under

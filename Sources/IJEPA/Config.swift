@@ -59,6 +59,9 @@ public struct Config: Sendable, Hashable, Codable {
     /// Opt-in fix of the official off-by-one block placement (PR #40): blocks may touch the last
     /// patch row/column and the context may be the full grid (false = official behaviour).
     public var fullGrid: Bool = false
+    /// Not the official code: every image keeps its whole context instead of the cut to the
+    /// batch minimum (see `Model.sampleMasks(batch:ragged:)`); false = official behaviour.
+    public var raggedContext: Bool = false
     /// Fraction of the patch grid a context block covers (0.85...1.0).
     public var encMaskScale: ClosedRange<Float> = 0.85...1.0
     /// Fraction of the patch grid a target block covers (0.15...0.2).
@@ -184,7 +187,7 @@ public struct Config: Sendable, Hashable, Codable {
         case weightDecay = "weight_decay", finalWeightDecay = "final_weight_decay"
         case emaStart = "ema_start", emaEnd = "ema_end"
         case warmupSteps = "warmup_steps", totalSteps = "total_steps"
-        case seed, nThreads = "n_threads"
+        case seed, nThreads = "n_threads", raggedContext = "ragged_context"
     }
 
     /// Decodes a config; see the type's documentation for the format.
@@ -231,6 +234,7 @@ public struct Config: Sendable, Hashable, Codable {
         try wide(.warmupSteps, &warmupSteps); try wide(.totalSteps, &totalSteps)
         try wide(.seed, &seed)
         try get(.nThreads, &nThreads)
+        try get(.raggedContext, &raggedContext)
     }
 
     /// Encodes every field (numbers for the 64-bit fields; see the type's documentation).
@@ -254,6 +258,7 @@ public struct Config: Sendable, Hashable, Codable {
         try k.encode(emaStart, forKey: .emaStart); try k.encode(emaEnd, forKey: .emaEnd)
         try k.encode(warmupSteps, forKey: .warmupSteps); try k.encode(totalSteps, forKey: .totalSteps)
         try k.encode(seed, forKey: .seed); try k.encode(nThreads, forKey: .nThreads)
+        try k.encode(raggedContext, forKey: .raggedContext)
     }
 }
 
@@ -277,6 +282,7 @@ extension Config {
         emaStart = c.emaStart; emaEnd = c.emaEnd
         warmupSteps = c.warmupSteps; totalSteps = c.totalSteps
         seed = c.seed; nThreads = c.nThreads
+        raggedContext = c.raggedContext
     }
 
     var core: ModelConfig {
@@ -294,6 +300,7 @@ extension Config {
         c.emaStart = emaStart; c.emaEnd = emaEnd
         c.warmupSteps = warmupSteps; c.totalSteps = totalSteps
         c.seed = seed; c.nThreads = nThreads
+        c.raggedContext = raggedContext
         return c
     }
 }

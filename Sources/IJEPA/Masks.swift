@@ -7,8 +7,11 @@ internal import IJEPACore
 ///   `enc[(m * batch + b) * kEnc ..< (m * batch + b + 1) * kEnc]`;
 /// - `pred`: `[numPred][batch][kPred]`, likewise.
 ///
-/// As in the official collator every image of a batch has masks of the same lengths. Indices
-/// need not be sorted (the engine gathers patches in the given order).
+/// As in the official collator every image of a batch has masks of the same lengths, unless
+/// the masks are ragged (`encLengths` not nil, from `Model.sampleMasks(batch:ragged:)` or
+/// `init(raggedEnc:pred:)`): then context mask `m` of image `b` is the first
+/// `encLengths[m * batch + b]` entries of its `kEnc`-long row (kEnc = the longest) and the rest
+/// is padding (-1). Indices need not be sorted (the engine gathers patches in the given order).
 ///
 /// Get masks from `Model.sampleMasks(batch:)` (the official multi-block sampler, seeded), or
 /// build your own with one of the throwing initializers, which check the shapes and the
@@ -29,6 +32,11 @@ public struct Masks: Sendable, Hashable {
     public let enc: [Int32]
     /// Target patch indices, `[numPred][batch][kPred]`.
     public let pred: [Int32]
+    /// Ragged masks: each context's length, `[numEnc][batch]`; nil when every context has kEnc.
+    public let encLengths: [Int32]?
+
+    /// Whether the contexts have their own lengths.
+    public var isRagged: Bool { encLengths != nil }
 
     /// Masks from flat arrays in the C layout.
     /// - Throws: `IJEPAError.shape` if a dimension is < 1 or an array's count is not the product
@@ -44,6 +52,30 @@ public struct Masks: Sendable, Hashable {
         try Self.checkRows(enc, "enc", masks: numEnc, "numEnc", batch: batch, k: kEnc, "kEnc")
         try Self.checkRows(pred, "pred", masks: numPred, "numPred", batch: batch, k: kPred, "kPred")
         self.init(unchecked: batch, numEnc, kEnc, numPred, kPred, enc, pred)
+    }
+
+    /// Ragged masks from nested arrays: `enc[m][b]` is context mask `m` of image `b`, of any
+    /// length >= 1; `pred[m][b]` target mask `m` of image `b`, all of one length.
+    /// - Throws: as `init(enc:pred:)`.
+    public init(raggedEnc enc: [[[Int32]]], pred: [[[Int32]]]) throws(IJEPAError) {
+        let uniform = try Masks(enc: enc.map { $0.map { _ in [Int32(0)] } }, pred: pred)   // shapes of the lists
+        let k = enc.flatMap { $0 }.map(\.count).max() ?? 0
+        var flat: [Int32] = [], lengths: [Int32] = []
+        for (m, images) in enc.enumerated() {
+            for (b, indices) in images.enumerated() {
+                guard !indices.isEmpty else { throw IJEPAError.shape("masks: enc[\(m)][\(b)] is empty") }
+                flat += indices + [Int32](repeating: -1, count: k - indices.count)
+                lengths.append(Int32(indices.count))
+            }
+        }
+        // each context checked as a one-image mask: no negative or repeated index
+        for images in enc {
+            for indices in images {
+                _ = try Masks(batch: 1, numEnc: 1, kEnc: indices.count, numPred: 1, kPred: 1, enc: indices, pred: [0])
+            }
+        }
+        self.init(unchecked: uniform.batch, uniform.numEnc, k, uniform.numPred, uniform.kPred, flat, uniform.pred,
+                  lengths)
     }
 
     /// Masks from nested arrays: `enc[m][b]` is context mask `m` of image `b`, `pred[m][b]`
@@ -84,7 +116,7 @@ public struct Masks: Sendable, Hashable {
     /// The indices of context mask `mask` of image `image` (both must be in range).
     public func encIndices(mask: Int, image: Int) -> ArraySlice<Int32> {
         let start = (mask * batch + image) * kEnc
-        return enc[start..<(start + kEnc)]
+        return enc[start..<(start + (encLengths.map { Int($0[mask * batch + image]) } ?? kEnc))]
     }
 
     /// The indices of target mask `mask` of image `image` (both must be in range).
@@ -104,7 +136,8 @@ public struct Masks: Sendable, Hashable {
     // MARK: internals
 
     init(unchecked batch: Int, _ numEnc: Int, _ kEnc: Int, _ numPred: Int, _ kPred: Int,
-         _ enc: [Int32], _ pred: [Int32]) {
+         _ enc: [Int32], _ pred: [Int32], _ encLengths: [Int32]? = nil) {
+        self.encLengths = encLengths
         self.batch = batch
         self.numEnc = numEnc
         self.kEnc = kEnc
@@ -115,11 +148,12 @@ public struct Masks: Sendable, Hashable {
     }
 
     init(_ s: MaskSet) {
-        self.init(unchecked: s.batch, s.numEnc, s.kEnc, s.numPred, s.kPred, s.enc, s.pred)
+        self.init(unchecked: s.batch, s.numEnc, s.kEnc, s.numPred, s.kPred, s.enc, s.pred, s.encLen)
     }
 
     var core: MaskSet {
-        MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred, enc: enc, pred: pred)
+        MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred, enc: enc, pred: pred,
+                encLen: encLengths)
     }
 
     private static func checkRows(_ a: [Int32], _ name: String, masks: Int, _ masksName: String,

@@ -197,7 +197,15 @@ public final class Model: CustomStringConvertible {
     ///   blocks cannot hold more than `minKeep` patches (where the official sampler would hang).
     public func sampleMasks(batch: Int) throws(IJEPAError) -> Masks {
         try Self.checkBatch(batch)
-        return Masks(try engine { try core.sampleMasks(batch: batch) })
+        return Masks(try engine { try core.sampleMasks(batch: batch, ragged: false) })
+    }
+
+    /// The same draws as `sampleMasks(batch:)`, but with `ragged` every image keeps its whole
+    /// context (not the official cut to the batch's shortest); the result's `encLengths` gives
+    /// each context's length. Ragged masks are accepted wherever masks are.
+    public func sampleMasks(batch: Int, ragged: Bool) throws(IJEPAError) -> Masks {
+        try Self.checkBatch(batch)
+        return Masks(try engine { try core.sampleMasks(batch: batch, ragged: ragged) })
     }
 
     // MARK: training
@@ -320,6 +328,32 @@ public final class Model: CustomStringConvertible {
     /// Pooled features of images in an array; see the `UnsafeBufferPointer` overload.
     public func encode(images: [Float], batch: Int, encoder: Encoder = .target) throws(IJEPAError) -> [Float] {
         try withImages(images) { (b) throws(IJEPAError) in try run(b, batch, encoder, tokens: false) }
+    }
+
+    /// Evaluation features of the last `lastK` blocks (the paper probes the last block or the
+    /// last 4 concatenated): each block's output through the encoder's final norm, averaged over
+    /// the patches, concatenated earliest block first.
+    /// - Returns: `batch * lastK * embedDim` floats, `[batch][lastK][embedDim]`; lastK 1 equals `encode`.
+    /// - Throws: `.invalidArgument` unless 1 <= lastK <= depth; otherwise as `encode`.
+    public func encodeLayers(images: [Float], batch: Int, lastK: Int, encoder: Encoder = .target)
+        throws(IJEPAError) -> [Float]
+    {
+        if lastK < 1 || lastK > core.config.depth {
+            throw IJEPAError.invalidArgument("lastK must be in 1...depth (\(core.config.depth)), got \(lastK)")
+        }
+        return try withImages(images) { (b) throws(IJEPAError) in
+            let img = try checkImages(b, batch)
+            let (n, overflow) = batch.multipliedReportingOverflow(by: lastK * core.config.embedDim)
+            if overflow { throw IJEPAError.outOfMemory("\(batch) x \(lastK) x embedDim output floats overflow") }
+            var out = [Float](repeating: 0, count: n)
+            let m = core, kind = encoder.core
+            try engine {
+                try out.withUnsafeMutableBufferPointer { o in
+                    try m.encodeLayers(images: img, batch: batch, encoder: kind, lastK: lastK, pooled: o.baseAddress!)
+                }
+            }
+            return out
+        }
     }
 
     /// Patch-token features of full images: the chosen encoder's output after its final

@@ -3,8 +3,13 @@ import IJEPACore
 
 // ijepa_config <-> ModelConfig, field for field.
 
-/// Size of ijepa_config in ABI 1; callers' structs may be larger (fields appended later).
-let configSizeV1 = MemoryLayout<ijepa_config>.size
+/// Size of ijepa_config in the first release of ABI 1: up to n_threads plus 4 bytes of tail
+/// padding (now the field `reserved0`, never read). Callers' structs may be larger. A field
+/// appended later is read only when the caller's struct_size covers it, so a struct from an
+/// older header (whose padding may hold anything) gets the field's default.
+let configSizeV1 = MemoryLayout<ijepa_config>.offset(of: \ijepa_config.reserved0)! + 4
+/// End of ragged_context (the first appended field).
+let configSizeRagged = MemoryLayout<ijepa_config>.offset(of: \ijepa_config.ragged_context)! + 4
 
 func cConfig(_ c: ModelConfig) -> ijepa_config {
     var o = ijepa_config()
@@ -21,6 +26,7 @@ func cConfig(_ c: ModelConfig) -> ijepa_config {
     o.ema_start = c.emaStart; o.ema_end = c.emaEnd
     o.warmup_steps = c.warmupSteps; o.total_steps = c.totalSteps
     o.seed = c.seed; o.n_threads = Int32(c.nThreads)
+    o.ragged_context = c.raggedContext ? 1 : 0
     return o
 }
 
@@ -45,6 +51,7 @@ func swiftConfig(_ p: UnsafePointer<ijepa_config>?, _ arg: String = "cfg") throw
     c.emaStart = o.ema_start; c.emaEnd = o.ema_end
     c.warmupSteps = o.warmup_steps; c.totalSteps = o.total_steps
     c.seed = o.seed; c.nThreads = Int(o.n_threads)
+    if size >= configSizeRagged { c.raggedContext = o.ragged_context != 0 }
     return c
 }
 

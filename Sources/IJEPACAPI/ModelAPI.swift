@@ -85,6 +85,42 @@ func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throw
     return set
 }
 
+/// Copies and validates caller ragged masks (NULL → nil: the model samples ragged masks).
+func raggedMasksFromC(_ mp: UnsafePointer<ijepa_ragged_masks>?, _ m: Model, batch: Int) throws -> MaskSet? {
+    guard let mp else { return nil }
+    let k = mp.pointee
+    let N = m.config.numPatches
+    if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
+    if Int(k.num_enc) != m.config.numEncMasks {
+        throw IJEPAError.shape("masks->num_enc (\(k.num_enc)) differs from the model's num_enc_masks (\(m.config.numEncMasks))")
+    }
+    if Int(k.num_pred) != m.config.numPredMasks {
+        throw IJEPAError.shape("masks->num_pred (\(k.num_pred)) differs from the model's num_pred_masks (\(m.config.numPredMasks))")
+    }
+    if k.k_enc_max < 1 || Int(k.k_enc_max) > N { throw IJEPAError.shape("masks->k_enc_max must be in 1...\(N), got \(k.k_enc_max)") }
+    if k.k_pred < 1 || Int(k.k_pred) > N { throw IJEPAError.shape("masks->k_pred must be in 1...\(N), got \(k.k_pred)") }
+    guard let enc = k.enc else { throw invalid("masks->enc is NULL") }
+    guard let len = k.enc_len else { throw invalid("masks->enc_len is NULL") }
+    guard let pred = k.pred else { throw invalid("masks->pred is NULL") }
+    let nl = Int(k.num_enc) * batch
+    let ne = nl * Int(k.k_enc_max), np = Int(k.num_pred) * batch * Int(k.k_pred)
+    let set = MaskSet(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc_max), numPred: Int(k.num_pred),
+                      kPred: Int(k.k_pred), enc: Array(UnsafeBufferPointer(start: enc, count: ne)),
+                      pred: Array(UnsafeBufferPointer(start: pred, count: np)),
+                      encLen: Array(UnsafeBufferPointer(start: len, count: nl)))
+    try set.validate(numPatches: N)
+    return set
+}
+
+/// malloc'ed copy of `a` (at least one element, so a valid pointer is never NULL).
+func mallocCopy(_ a: [Int32]) throws -> UnsafeMutablePointer<Int32> {
+    guard let p = malloc(max(1, a.count) * 4)?.assumingMemoryBound(to: Int32.self) else {
+        throw IJEPAError.outOfMemory("cannot allocate the mask arrays")
+    }
+    p.update(from: a, count: a.count)
+    return p
+}
+
 func writeStats(_ s: StepStats, _ out: UnsafeMutablePointer<ijepa_step_stats>?) {
     guard let out else { return }
     out.pointee = ijepa_step_stats(step: s.step, loss: s.loss, lr: s.lr, weight_decay: s.weightDecay,
@@ -155,12 +191,9 @@ public func ijepa_masks_sample(_ m: OpaquePointer?, _ batch: Int32, _ out: Unsaf
         let b = try box(m)
         guard let out else { throw invalid("out is NULL") }
         let B = try checkBatch(batch)
-        let s = try b.model.sampleMasks(batch: B)
-        guard let enc = malloc(max(1, s.enc.count) * 4)?.assumingMemoryBound(to: Int32.self),
-              let pred = malloc(max(1, s.pred.count) * 4)?.assumingMemoryBound(to: Int32.self)
-        else { throw IJEPAError.outOfMemory("cannot allocate the mask arrays") }
-        enc.update(from: s.enc, count: s.enc.count)
-        pred.update(from: s.pred, count: s.pred.count)
+        let s = try b.model.sampleMasks(batch: B, ragged: false)
+        let enc = try mallocCopy(s.enc)
+        guard let pred = try? mallocCopy(s.pred) else { free(enc); throw IJEPAError.outOfMemory("cannot allocate the mask arrays") }
         out.pointee = ijepa_masks(batch: Int32(s.batch), num_enc: Int32(s.numEnc), k_enc: Int32(s.kEnc),
                                   num_pred: Int32(s.numPred), k_pred: Int32(s.kPred), enc: enc, pred: pred)
     }
@@ -172,6 +205,37 @@ public func ijepa_masks_free(_ masks: UnsafeMutablePointer<ijepa_masks>?) {
     free(masks.pointee.enc)
     free(masks.pointee.pred)
     masks.pointee = ijepa_masks()
+}
+
+@c @implementation
+public func ijepa_masks_sample_ragged(_ m: OpaquePointer?, _ batch: Int32, _ out: UnsafeMutablePointer<ijepa_ragged_masks>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        guard let out else { throw invalid("out is NULL") }
+        let B = try checkBatch(batch)
+        let saved = b.model.collator
+        let s = try b.model.sampleMasks(batch: B, ragged: true)
+        var ptrs: [UnsafeMutablePointer<Int32>] = []
+        do {
+            for a in [s.enc, s.encLen ?? [], s.pred] { ptrs.append(try mallocCopy(a)) }
+        } catch {
+            for p in ptrs { free(p) }
+            b.model.collator = saved   // nothing handed out: the mask stream stays where it was
+            throw error
+        }
+        out.pointee = ijepa_ragged_masks(batch: Int32(s.batch), num_enc: Int32(s.numEnc), k_enc_max: Int32(s.kEnc),
+                                         num_pred: Int32(s.numPred), k_pred: Int32(s.kPred),
+                                         enc: ptrs[0], enc_len: ptrs[1], pred: ptrs[2])
+    }
+}
+
+@c @implementation
+public func ijepa_ragged_masks_free(_ masks: UnsafeMutablePointer<ijepa_ragged_masks>?) {
+    guard let masks else { return }
+    free(masks.pointee.enc)
+    free(masks.pointee.enc_len)
+    free(masks.pointee.pred)
+    masks.pointee = ijepa_ragged_masks()
 }
 
 // MARK: training
@@ -198,6 +262,33 @@ public func ijepa_forward_backward(_ m: OpaquePointer?, _ images: UnsafePointer<
         let img = try checkImages(images, b.model, B)
         let mk = try masksFromC(masks, b.model, batch: B)
         let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
+        loss?.pointee = l
+    }
+}
+
+@c @implementation
+public func ijepa_train_step_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                    _ masks: UnsafePointer<ijepa_ragged_masks>?,
+                                    _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try raggedMasksFromC(masks, b.model, batch: B)
+        let s = try b.model.trainStep(images: img, batch: B, masks: mk, ragged: true)
+        writeStats(s, stats)
+    }
+}
+
+@c @implementation
+public func ijepa_forward_backward_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                          _ masks: UnsafePointer<ijepa_ragged_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try raggedMasksFromC(masks, b.model, batch: B)
+        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true)
         loss?.pointee = l
     }
 }
@@ -293,5 +384,22 @@ public func ijepa_encode(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _
         }
         if tokens == nil && pooled == nil { throw invalid("tokens and pooled are both NULL: nothing to write") }
         try b.model.encode(images: img, batch: B, encoder: kind, tokens: tokens, pooled: pooled)
+    }
+}
+
+@c @implementation
+public func ijepa_encode_layers(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32, _ which_encoder: Int32,
+                                _ last_k: Int32, _ pooled: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        guard let kind = EncoderKind(rawValue: Int(which_encoder)) else {
+            throw invalid("which_encoder must be IJEPA_TARGET_ENCODER (0) or IJEPA_CONTEXT_ENCODER (1), got \(which_encoder)")
+        }
+        let depth = b.model.config.depth
+        if last_k < 1 || Int(last_k) > depth { throw invalid("last_k must be in 1...depth (\(depth)), got \(last_k)") }
+        guard let pooled else { throw invalid("pooled is NULL") }
+        try b.model.encodeLayers(images: img, batch: B, encoder: kind, lastK: Int(last_k), pooled: pooled)
     }
 }

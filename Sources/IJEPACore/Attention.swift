@@ -2,38 +2,50 @@ import Glibc
 
 // Multi-head self-attention core (no projections): softmax(Q·Kᵀ·scale)·V per sequence and head,
 // each product one sgemm over strided views of the packed qkv rows, no transposition copies.
-// qkv [S, T, 3W] with per-token layout [q | k | v], each head-major (H × hd); out [S, T, W];
-// probs [S, H, T, T].
+// Sequences may have different lengths (ragged contexts): sequence s is rows
+// rowOff[s] − rowOff[0] ..< rowOff[s+1] − rowOff[0] and its probabilities start at
+// probOff[s] − probOff[0] (H·T_s² floats, head-major). Per row: qkv [3W] with layout [q | k | v],
+// each head-major (H × hd); out [W]; probs of a sequence [H, T_s, T_s].
 
-func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr,
-                      _ S: Int, _ T: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+/// Offsets of S sequences of T tokens each (rowOff and probOff need S + 1 entries).
+func uniformOffsets(_ rowOff: UnsafeMutablePointer<Int>, _ probOff: UnsafeMutablePointer<Int>, S: Int, T: Int, H: Int) {
+    for s in 0...S { rowOff[s] = s * T; probOff[s] = s * H * T * T }
+}
+
+func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr, _ S: Int, rowOff: UnsafePointer<Int>,
+                      probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
-    ex.forEach(S * H, grain: max(1, 4096 / max(1, T * T * hd / 64))) { pairs in
+    let r0 = rowOff[0], p0 = probOff[0]
+    ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64))) { pairs in
         for sh in pairs {
             let s = sh / H, h = sh % H
-            let q = qkv + s * T * W3 + h * hd, k = q + W, v = q + 2 * W
-            let p = probs + sh * T * T
+            let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+            let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
+            let p = probs + (probOff[s] - p0) + h * T * T
             sgemm(false, true, T, T, hd, scale, q, W3, k, W3, 0, p, T)
             softmaxRows(p, T, T)
-            sgemm(false, false, T, hd, T, 1, p, T, v, W3, 0, out + s * T * W + h * hd, W)
+            sgemm(false, false, T, hd, T, 1, p, T, v, W3, 0, out + row * W + h * hd, W)
         }
     }
 }
 
-/// dqkv [S,T,3W] is overwritten. scratch needs 2 · ex.threads · T · T floats (one T×T per chunk).
-func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr,
-                       _ S: Int, _ T: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+/// dqkv rows are overwritten. scratch needs 2 · ex.threads · maxT² floats (one maxT² per chunk).
+func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr, _ S: Int,
+                       rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>, maxT: Int,
+                       _ W: Int, _ H: Int, _ ex: Exec) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
-    ex.forEachChunk(S * H, grain: max(1, 4096 / max(1, T * T * hd / 64))) { chunk, pairs in
-        let dp = scratch + chunk * T * T
+    let r0 = rowOff[0], p0 = probOff[0]
+    ex.forEachChunk(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64))) { chunk, pairs in
+        let dp = scratch + chunk * maxT * maxT
         for sh in pairs {
             let s = sh / H, h = sh % H
-            let q = qkv + s * T * W3 + h * hd, k = q + W, v = q + 2 * W
-            let dq = dqkv + s * T * W3 + h * hd, dk = dq + W, dv = dq + 2 * W
-            let p = probs + sh * T * T
-            let dO = dout + s * T * W + h * hd
+            let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+            let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
+            let dq = dqkv + row * W3 + h * hd, dk = dq + W, dv = dq + 2 * W
+            let p = probs + (probOff[s] - p0) + h * T * T
+            let dO = dout + row * W + h * hd
             sgemm(false, true, T, T, hd, 1, dO, W, v, W3, 0, dp, T)      // dP = dO·Vᵀ
             sgemm(true, false, T, hd, T, 1, p, T, dO, W, 0, dv, W3)      // dV = Pᵀ·dO
             for i in 0..<T {                                              // dS = P ⊙ (dP − rowsum(P⊙dP))
@@ -45,6 +57,22 @@ func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPt
             sgemm(true, false, T, hd, T, scale, dp, T, q, W3, 0, dk, W3)  // dK = scale·dSᵀ·Q
         }
     }
+}
+
+/// Uniform-length forms (S sequences of T tokens; probs [S, H, T, T]).
+func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr, _ S: Int, _ T: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+    let off = UnsafeMutablePointer<Int>.allocate(capacity: 2 * (S + 1))
+    defer { off.deallocate() }
+    uniformOffsets(off, off + S + 1, S: S, T: T, H: H)
+    attentionForward(out, probs, qkv, S, rowOff: off, probOff: off + S + 1, maxT: T, W, H, ex)
+}
+
+func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr,
+                       _ S: Int, _ T: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+    let off = UnsafeMutablePointer<Int>.allocate(capacity: 2 * (S + 1))
+    defer { off.deallocate() }
+    uniformOffsets(off, off + S + 1, S: S, T: T, H: H)
+    attentionBackward(dqkv, scratch, dout, qkv, probs, S, rowOff: off, probOff: off + S + 1, maxT: T, W, H, ex)
 }
 
 /// Row-wise softmax in place over [rows, n].

@@ -31,10 +31,13 @@ extension ModelConfig {
             ("ema_start", f(emaStart)), ("ema_end", f(emaEnd)),
             ("warmup_steps", .string(String(warmupSteps))), ("total_steps", .string(String(totalSteps))),
             ("seed", .string(String(seed))), ("n_threads", n(nThreads)),
+            ("ragged_context", .bool(raggedContext)),
         ])
     }
 
-    /// Reads a config written by `json`; every field is required and type-checked.
+    /// Reads a config written by `json`; every field is required and type-checked, except those
+    /// appended after the first release (ragged_context), which older files lack: absent means
+    /// the default.
     public init(json j: JSONValue) throws {
         func bad(_ k: String) -> IJEPAError { .format("checkpoint config: field '\(k)' is missing or has the wrong type") }
         func int(_ k: String) throws -> Int {
@@ -71,6 +74,7 @@ extension ModelConfig {
         guard let s = j["seed"]?.string, let sd = UInt64(s) else { throw bad("seed") }
         seed = sd
         nThreads = try int("n_threads")
+        if j["ragged_context"] != nil { raggedContext = try bool("ragged_context") }
         do { try validate() } catch let e as IJEPAError { throw IJEPAError.format("checkpoint config is invalid: \(e.message)") }
     }
 }

@@ -35,6 +35,9 @@ public struct ModelConfig: Equatable, Sendable {
     public var seed: UInt64 = 0
     /// <= 0: all cores.
     public var nThreads: Int = 0
+    /// Not the official code: every image keeps its whole context instead of the cut to the
+    /// batch minimum (MaskCollator.sample(ragged:)). Off by default.
+    public var raggedContext: Bool = false
 
     public init() {}
 
@@ -51,6 +54,7 @@ public struct ModelConfig: Equatable, Sendable {
             && a.finalWeightDecay == b.finalWeightDecay && a.emaStart == b.emaStart
             && a.emaEnd == b.emaEnd && a.warmupSteps == b.warmupSteps
             && a.totalSteps == b.totalSteps && a.seed == b.seed && a.nThreads == b.nThreads
+            && a.raggedContext == b.raggedContext
     }
 
     // MARK: derived sizes

@@ -11,12 +11,18 @@ import Glibc
 
 /// Masks for one batch. Patch index n = row*grid + col. Layouts are those of the C ABI:
 /// enc is [numEnc][batch][kEnc], pred is [numPred][batch][kPred], row-major, Int32.
+///
+/// Ragged contexts (`encLen` not nil, [numEnc][batch]): context j of image b is
+/// enc[(j*batch + b)*kEnc ..< + encLen[j*batch + b]]; kEnc is the longest context and the rest of
+/// each row is padding (ignored; -1 when sampled). `encLen == nil` means every context has kEnc.
 public struct MaskSet: Equatable, Sendable {
     public var batch: Int, numEnc: Int, kEnc: Int, numPred: Int, kPred: Int
     public var enc: [Int32]
     public var pred: [Int32]
+    public var encLen: [Int32]?
 
-    public init(batch: Int, numEnc: Int, kEnc: Int, numPred: Int, kPred: Int, enc: [Int32], pred: [Int32]) {
+    public init(batch: Int, numEnc: Int, kEnc: Int, numPred: Int, kPred: Int, enc: [Int32], pred: [Int32],
+                encLen: [Int32]? = nil) {
         self.batch = batch
         self.numEnc = numEnc
         self.kEnc = kEnc
@@ -24,13 +30,17 @@ public struct MaskSet: Equatable, Sendable {
         self.kPred = kPred
         self.enc = enc
         self.pred = pred
+        self.encLen = encLen
     }
+
+    /// Length of context row `row` = j*batch + b.
+    @inline(__always) public func contextLength(_ row: Int) -> Int { encLen.map { Int($0[row]) } ?? kEnc }
 
     /// Throws IJEPAError.shape / .invalidArgument naming the problem if the arrays have the wrong
     /// counts, any index is outside 0..<numPatches, or an index repeats within one mask row.
     ///
-    /// - `.shape`: a dimension is < 1, K exceeds numPatches, or an array's count is not the
-    ///   product of its dimensions.
+    /// - `.shape`: a dimension is < 1, K exceeds numPatches, an array's count is not the
+    ///   product of its dimensions, or a context length is outside 1...kEnc.
     /// - `.invalidArgument`: numPatches < 1, an index out of range, or a repeated index.
     /// Indices need not be sorted (the engine gathers them in the given order).
     public func validate(numPatches: Int) throws {
@@ -46,13 +56,19 @@ public struct MaskSet: Equatable, Sendable {
         }
         try Self.checkCount(enc.count, numEnc, "enc", "numEnc", kEnc, "kEnc", batch: batch)
         try Self.checkCount(pred.count, numPred, "pred", "numPred", kPred, "kPred", batch: batch)
+        if let encLen {
+            try Self.checkCount(encLen.count, numEnc, "enc_len", "numEnc", 1, "1", batch: batch)
+            for (i, l) in encLen.enumerated() where l < 1 || Int(l) > kEnc {
+                throw IJEPAError.shape("masks: enc_len[\(i / batch)][\(i % batch)] = \(l) is outside 1...k_enc_max (\(kEnc))")
+            }
+        }
 
         // Generation-stamped "seen" table: one allocation, no clearing between rows.
         var seen = [UInt32](repeating: 0, count: numPatches)
         var stamp: UInt32 = 0
-        try Self.checkRows(enc, "enc", masks: numEnc, batch: batch, k: kEnc,
+        try Self.checkRows(enc, "enc", masks: numEnc, batch: batch, k: kEnc, lengths: encLen,
                            numPatches: numPatches, seen: &seen, stamp: &stamp)
-        try Self.checkRows(pred, "pred", masks: numPred, batch: batch, k: kPred,
+        try Self.checkRows(pred, "pred", masks: numPred, batch: batch, k: kPred, lengths: nil,
                            numPatches: numPatches, seen: &seen, stamp: &stamp)
     }
 
@@ -67,7 +83,7 @@ public struct MaskSet: Equatable, Sendable {
         }
     }
 
-    private static func checkRows(_ a: [Int32], _ name: String, masks: Int, batch: Int, k: Int,
+    private static func checkRows(_ a: [Int32], _ name: String, masks: Int, batch: Int, k: Int, lengths: [Int32]?,
                                   numPatches: Int, seen: inout [UInt32], stamp: inout UInt32) throws {
         for m in 0..<masks {
             for b in 0..<batch {
@@ -77,7 +93,7 @@ public struct MaskSet: Equatable, Sendable {
                     stamp = 1
                 }
                 let base = (m * batch + b) * k
-                for i in 0..<k {
+                for i in 0..<(lengths.map { Int($0[m * batch + b]) } ?? k) {
                     let v = Int(a[base + i])
                     guard v >= 0 && v < numPatches else {
                         throw IJEPAError.invalidArgument(
@@ -242,7 +258,9 @@ public struct MaskCollator: Sendable {
     /// Throws `IJEPAError.invalidArgument` if batch < 1, or if this batch's block size holds
     /// <= min_keep patches (where the official code would hang, issue #68). On a throw the
     /// collator is unchanged.
-    public mutating func sample(batch: Int) throws -> MaskSet {
+    /// ragged: keep every context whole (kEnc = the longest, `encLen` set, padding -1) instead
+    /// of the official cut to the batch minimum; the draws and the generator's advance are the same.
+    public mutating func sample(batch: Int, ragged: Bool = false) throws -> MaskSet {
         guard batch >= 1 else {
             throw IJEPAError.invalidArgument("mask sampler: batch must be >= 1, got \(batch)")
         }
@@ -328,17 +346,18 @@ public struct MaskCollator: Sendable {
             }
         }
 
-        // Truncate every context to the batch minimum, keeping the lowest raster indices.
-        let kEnc = encLen.min()!
-        var enc = [Int32](repeating: 0, count: numEnc * batch * kEnc)
+        // Officially: truncate every context to the batch minimum, keeping the lowest raster
+        // indices. Ragged: keep each whole, padded to the longest with -1.
+        let kEnc = ragged ? encLen.max()! : encLen.min()!
+        var enc = [Int32](repeating: -1, count: numEnc * batch * kEnc)
         for row in 0..<(numEnc * batch) {
             let src = row * encCap, dst = row * kEnc
-            for i in 0..<kEnc { enc[dst + i] = encStage[src + i] }
+            for i in 0..<(ragged ? encLen[row] : kEnc) { enc[dst + i] = encStage[src + i] }
         }
 
         locationRNG = rng
         counter = c &+ 1
         return MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred,
-                       enc: enc, pred: pred)
+                       enc: enc, pred: pred, encLen: ragged ? encLen.map { Int32($0) } : nil)
     }
 }

@@ -63,8 +63,13 @@ public final class Model {
     let predOut = FloatBuffer()
     let dPredOut = FloatBuffer(), dPredNorm = FloatBuffer(), dPredLast = FloatBuffer()
     let dpe = FloatBuffer(), dz = FloatBuffer(), dEncLast = FloatBuffer()
-    /// Shape of the last forward_backward: (batch, kEnc, kPred).
+    /// Shape of the last forward_backward: (batch, kEnc, kPred); kEnc is the longest context.
     public private(set) var lastShape = (batch: 0, kEnc: 0, kPred: 0)
+    /// Context rows of the last forward_backward (Σ of the context lengths).
+    public private(set) var lastCtxRows = 0
+    /// Per-step sequence tables (see forwardBackward), reused so a steady step does not allocate.
+    var ctxLen: [Int] = [], ctxOff: [Int] = [], ctxIdx: [Int32] = [], ctxImage: [Int32] = []
+    var predLen: [Int] = [], predOff: [Int] = []
 
     public init(config: ModelConfig) throws {
         try config.validate()
@@ -177,8 +182,9 @@ public final class Model {
 
     // MARK: masks
 
-    public func sampleMasks(batch: Int) throws -> MaskSet {
-        try collator.sample(batch: batch)
+    /// ragged: keep every context whole (see MaskCollator.sample); nil = the config's raggedContext.
+    public func sampleMasks(batch: Int, ragged: Bool? = nil) throws -> MaskSet {
+        try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext)
     }
 
     func checkMasks(_ m: MaskSet, batch: Int) throws {
@@ -221,8 +227,7 @@ public final class Model {
         let ex = exec
         let N = c.numPatches, D = c.embedDim, Dp = c.predEmbedDim, P = c.patchDim
         let nenc = masks.numEnc, npred = masks.numPred, Kc = masks.kEnc, Kt = masks.kPred
-        let Mc = nenc * B * Kc                 // context rows
-        let Sp = npred * nenc * B, Tp = Kc + Kt // predictor sequences
+        let Sp = npred * nenc * B              // predictor sequences
         let Mt = Sp * Kt                        // predicted target rows
         let w = CFPtr(params.ptr), g = grads.ptr, tw = CFPtr(target.ptr)
         let E = layout.encoder, PR = layout.predictor
@@ -243,50 +248,83 @@ public final class Model {
             }
         }
 
+        // Sequence layout. Context row c = j*B + b (context j of image b) has ctxLen[c] tokens at
+        // rows ctxOff[c]..< of the context encoder; predictor sequence q = p*nenc*B + c (target
+        // block p) holds context c then the Kt mask tokens at rows predOff[q]..<. With uniform
+        // masks every context has Kc tokens; with ragged ones each keeps its own length.
+        let nc = nenc * B
+        ctxLen.removeAll(keepingCapacity: true); ctxOff.removeAll(keepingCapacity: true)
+        ctxIdx.removeAll(keepingCapacity: true); ctxImage.removeAll(keepingCapacity: true)
+        predLen.removeAll(keepingCapacity: true); predOff.removeAll(keepingCapacity: true)
+        ctxOff.append(0)
+        for r in 0..<nc {
+            let l = masks.contextLength(r)
+            ctxLen.append(l); ctxOff.append(ctxOff[r] + l)
+            for i in 0..<l { ctxIdx.append(enc[r * Kc + i]); ctxImage.append(Int32(r % B)) }
+        }
+        predOff.append(0)
+        for q in 0..<Sp {
+            let l = ctxLen[q % nc] + Kt
+            predLen.append(l); predOff.append(predOff[q] + l)
+        }
+        let Mc = ctxOff[nc]                     // context rows
+        let Mp = predOff[Sp]                    // predictor rows
+        lastCtxRows = Mc
+        let cLen = ctxLen, cOff = ctxOff, pOff = predOff
+
         // 2. context encoder on the kept patches (gathered before the blocks)
-        let encShape = StackShape(S: nenc * B, T: Kc, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth)
-        try encStack.prepare(encShape, training: true, threads: ex.threads)
+        let encShape = StackShape(S: nc, T: Kc, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth)
+        try encStack.prepare(encShape, lengths: ctxLen, training: true, threads: ex.threads)
         let cols = try colsC.ensure(Mc * P)
-        enc.withUnsafeBufferPointer { e in
-            gatherPatches(cols, images, rows: Mc, imageIndex: { ($0 / Kc) % B }, patchIndex: { Int(e[$0]) },
-                          C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+        ctxIdx.withUnsafeBufferPointer { e in
+            ctxImage.withUnsafeBufferPointer { im in
+                gatherPatches(cols, images, rows: Mc, imageIndex: { Int(im[$0]) }, patchIndex: { Int(e[$0]) },
+                              C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+            }
         }
         let x0 = encStack.input
         linearForward(x0, cols, w + E.patchW, w + E.patchB, Mc, P, D, ex)
-        for r in 0..<Mc {
-            let n = Int(enc[r])
-            let row = x0 + r * D
-            pos.withUnsafeBufferPointer { pe in for i in 0..<D { row[i] += pe[n * D + i] } }
+        ctxIdx.withUnsafeBufferPointer { e in
+            pos.withUnsafeBufferPointer { pe in
+                for r in 0..<Mc {
+                    let n = Int(e[r]), row = x0 + r * D
+                    for i in 0..<D { row[i] += pe[n * D + i] }
+                }
+            }
         }
         let encLast = encStack.forward(params: w, blocks: E.blocks, ex)
         let z = try ctxOut.ensure(Mc * D)
         layerNormForward(z, try ctxMean.ensure(Mc), try ctxRstd.ensure(Mc), encLast, w + E.normW, w + E.normB, Mc, D, blockLNEps, ex)
 
         // 3. predictor: embed context, add predictor pos; append mask tokens + pos per target block
-        let predShape = StackShape(S: Sp, T: Tp, W: Dp, H: c.effectivePredHeads, hidden: c.predMlpHidden, depth: c.predDepth)
-        try predStack.prepare(predShape, training: true, threads: ex.threads)
+        let predShape = StackShape(S: Sp, T: Kc + Kt, W: Dp, H: c.effectivePredHeads, hidden: c.predMlpHidden, depth: c.predDepth)
+        try predStack.prepare(predShape, lengths: predLen, training: true, threads: ex.threads)
         let xp = predStack.input
         let pe = try dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
         linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp, ex)
         ppos.withUnsafeBufferPointer { pp in
-            for r in 0..<Mc {
-                let n = Int(enc[r]); let row = pe + r * Dp
-                for i in 0..<Dp { row[i] += pp[n * Dp + i] }
+            ctxIdx.withUnsafeBufferPointer { e in
+                for r in 0..<Mc {
+                    let n = Int(e[r]); let row = pe + r * Dp
+                    for i in 0..<Dp { row[i] += pp[n * Dp + i] }
+                }
             }
             let mt = w + PR.maskToken
             for j in 0..<Sp {
-                let p = j / (nenc * B), cidx = j % (nenc * B), b = j % B
-                (xp + j * Tp * Dp).update(from: pe + cidx * Kc * Dp, count: Kc * Dp)
+                let p = j / nc, cidx = j % nc, b = j % B
+                (xp + pOff[j] * Dp).update(from: pe + cOff[cidx] * Dp, count: cLen[cidx] * Dp)
                 for t in 0..<Kt {
                     let n = Int(pred[(p * B + b) * Kt + t])
-                    let row = xp + (j * Tp + Kc + t) * Dp
+                    let row = xp + (pOff[j] + cLen[cidx] + t) * Dp
                     for i in 0..<Dp { row[i] = mt[i] + pp[n * Dp + i] }
                 }
             }
         }
         let predLast = predStack.forward(params: w, blocks: PR.blocks, ex)
         let rows = try predRows.ensure(Mt * Dp)
-        for j in 0..<Sp { (rows + j * Kt * Dp).update(from: predLast + (j * Tp + Kc) * Dp, count: Kt * Dp) }
+        for j in 0..<Sp {
+            (rows + j * Kt * Dp).update(from: predLast + (pOff[j] + cLen[j % nc]) * Dp, count: Kt * Dp)
+        }
         let pn = try predNorm.ensure(Mt * Dp), pm = try predMean.ensure(Mt), pr = try predRstd.ensure(Mt)
         layerNormForward(pn, pm, pr, rows, w + PR.normW, w + PR.normB, Mt, Dp, blockLNEps, ex)
         let out = try predOut.ensure(Mt * D)
@@ -303,26 +341,25 @@ public final class Model {
         grads.zero(layout.totalCount)
         let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
-        let dlast = try dPredLast.ensure(Sp * Tp * Dp)
-        dlast.update(repeating: 0, count: Sp * Tp * Dp)
+        let dlast = try dPredLast.ensure(max(Mp, Mt) * Dp)
         let drows = predRows.ptr   // reuse: forward rows no longer needed after norm backward
         try layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
                           accumulate: false, ex)
         // layerNormBackward wrote target-row grads densely into dlast[0..<Mt*Dp]; move them to their rows
         drows.update(from: dlast, count: Mt * Dp)
-        dlast.update(repeating: 0, count: Mt * Dp)
-        for j in 0..<Sp { (dlast + (j * Tp + Kc) * Dp).update(from: drows + j * Kt * Dp, count: Kt * Dp) }
+        dlast.update(repeating: 0, count: Mp * Dp)
+        for j in 0..<Sp { (dlast + (pOff[j] + cLen[j % nc]) * Dp).update(from: drows + j * Kt * Dp, count: Kt * Dp) }
         let dxp = try predStack.backward(dout: dlast, params: w, grads: g, blocks: PR.blocks, ex)
         // mask token: Σ over all target rows; context rows: Σ over the npred copies of each context
         let dmt = g + PR.maskToken
         let dpeP = dpe.ptr
         dpeP.update(repeating: 0, count: Mc * Dp)
         for j in 0..<Sp {
-            let cidx = j % (nenc * B)
-            let src = dxp + j * Tp * Dp, dst = dpeP + cidx * Kc * Dp
-            for i in 0..<(Kc * Dp) { dst[i] += src[i] }
+            let cidx = j % nc
+            let src = dxp + pOff[j] * Dp, dst = dpeP + cOff[cidx] * Dp
+            for i in 0..<(cLen[cidx] * Dp) { dst[i] += src[i] }
             for t in 0..<Kt {
-                let row = dxp + (j * Tp + Kc + t) * Dp
+                let row = dxp + (pOff[j] + cLen[cidx] + t) * Dp
                 for i in 0..<Dp { dmt[i] += row[i] }
             }
         }
@@ -431,11 +468,12 @@ public final class Model {
         return s
     }
 
-    /// forwardBackward with masks sampled from the model's collator when `masks` is nil. The
-    /// images are checked before sampling, and on any error the collator is restored, so a
-    /// failed call leaves the mask stream exactly where it was.
+    /// forwardBackward with masks sampled from the model's collator when `masks` is nil (ragged
+    /// contexts when `ragged`, nil = the config's raggedContext). The images are checked before
+    /// sampling, and on any error the collator is restored, so a failed call leaves the mask
+    /// stream exactly where it was.
     @discardableResult
-    public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?) throws -> Float {
+    public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?, ragged: Bool? = nil) throws -> Float {
         if let masks { return try forwardBackward(images: images, batch: batch, masks: masks) }
         gradsReady = false
         if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
@@ -443,7 +481,7 @@ public final class Model {
         try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
         let saved = collator
         do {
-            let mk = try collator.sample(batch: batch)
+            let mk = try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext)
             return try forwardBackward(images: images, batch: batch, masks: mk)
         } catch {
             collator = saved
@@ -454,10 +492,10 @@ public final class Model {
     /// One full official training step; masks nil = sample from the model's collator. On any
     /// error nothing is updated: parameters, optimizer state, target encoder, step counter and
     /// mask stream are as they were.
-    public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil) throws -> StepStats {
+    public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil, ragged: Bool? = nil) throws -> StepStats {
         let saved = collator
         do {
-            try forwardBackward(images: images, batch: batch, masks: masks)
+            try forwardBackward(images: images, batch: batch, masks: masks, ragged: ragged)
             return try optimizerStep()
         } catch {
             collator = saved
@@ -492,12 +530,67 @@ public final class Model {
         }
     }
 
+    /// Evaluation features of the last `lastK` blocks: each block's output through the encoder's
+    /// final norm, averaged over the N tokens; pooled [B, lastK, D], earliest block first.
+    /// lastK = 1 gives `encode`'s pooled output bit for bit.
+    public func encodeLayers(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind, lastK: Int,
+                             pooled: UnsafeMutablePointer<Float>) throws {
+        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec, E = layout.encoder
+        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        if lastK < 1 || lastK > c.depth { throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(c.depth)), got \(lastK)") }
+        try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
+        try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
+        setBLASThreads()
+        let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
+        let stack = targetStack
+        try stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
+                          training: false, threads: ex.threads)
+        let cols = try colsT.ensure(B * N * P)
+        gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
+                      C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+        let x = stack.input
+        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D, ex)
+        posEmbed.withUnsafeBufferPointer { pe in
+            for b in 0..<B {
+                let xb = x + b * N * D
+                for i in 0..<(N * D) { xb[i] += pe[i] }
+            }
+        }
+        // per worker: the chunk's normed rows, then one image's float64 sums
+        let perWorker = stack.chunkRows * D + 2 * D
+        let scratch = try targetLN.ensure(ex.threads * perWorker)
+        let first = c.depth - lastK
+        var bad = false
+        let badFlag = UnsafeMutablePointer<Bool>.allocate(capacity: ex.threads)
+        defer { badFlag.deallocate() }
+        badFlag.initialize(repeating: false, count: ex.threads)
+        stack.forwardInference(params: w, blocks: E.blocks, ex) { layer, s0, n, rows, worker in
+            guard layer >= first else { return }
+            let ln = scratch + worker * perWorker
+            let acc = UnsafeMutableRawPointer(ln + stack.chunkRows * D).assumingMemoryBound(to: Double.self)
+            layerNormForward(ln, nil, nil, rows, w + E.normW, w + E.normB, n * N, D, blockLNEps, .serial)
+            for i in 0..<(n * N * D) where !ln[i].isFinite { badFlag[worker] = true; break }
+            for k in 0..<n {
+                for i in 0..<D { acc[i] = 0 }
+                for t in 0..<N {
+                    let row = ln + (k * N + t) * D
+                    for i in 0..<D { acc[i] += Double(row[i]) }
+                }
+                let dst = pooled + ((s0 + k) * lastK + (layer - first)) * D
+                for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
+            }
+        }
+        for t in 0..<ex.threads where badFlag[t] { bad = true }
+        if bad { throw IJEPAError.numeric("the encoder outputs contain NaN or Inf (are the weights finite?)") }
+    }
+
     // MARK: views for tests and tools
 
     /// Copies of the last forward_backward's intermediate tensors: "target_full" [B,N,D],
-    /// "targets" / "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D].
+    /// "targets" / "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D] (ragged: the
+    /// contexts' rows one after the other, [Σ lengths, D]).
     public func lastTensor(_ name: String) -> [Float]? {
-        let (B, Kc, Kt) = lastShape
+        let (B, _, Kt) = lastShape
         let D = config.embedDim, N = config.numPatches
         let nenc = config.numEncMasks, npred = config.numPredMasks
         let (buf, n): (FloatBuffer, Int)
@@ -505,7 +598,7 @@ public final class Model {
         case "target_full": (buf, n) = (targetFull, B * N * D)
         case "targets": (buf, n) = (targets, npred * nenc * B * Kt * D)
         case "pred_out": (buf, n) = (predOut, npred * nenc * B * Kt * D)
-        case "ctx_out": (buf, n) = (ctxOut, nenc * B * Kc * D)
+        case "ctx_out": (buf, n) = (ctxOut, lastCtxRows * D)
         default: return nil
         }
         if n == 0 || n > buf.capacity { return nil }

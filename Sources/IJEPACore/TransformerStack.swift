@@ -1,10 +1,12 @@
-/// A stack of pre-norm ViT blocks over S sequences of T tokens of width W, run for training
-/// (every layer's activations kept for backward) or for inference (one layer's scratch reused).
+/// A stack of pre-norm ViT blocks over S sequences of width W, run for training (every layer's
+/// activations kept for backward) or for inference (one layer's scratch reused). Sequences are
+/// T tokens each, or of their own lengths (ragged contexts): their rows are concatenated without
+/// padding, so only attention sees sequence boundaries.
 /// Each block: x = x + proj(attn(norm1(x))); x = x + fc2(gelu(fc1(norm2(x)))). LayerNorm eps 1e-6.
 /// The final norm is not part of the stack: callers apply it to the rows they need.
 struct StackShape: Equatable {
+    /// S sequences of (at most, when ragged) T tokens.
     var S: Int, T: Int, W: Int, H: Int, hidden: Int, depth: Int
-    var M: Int { S * T }
 }
 
 let blockLNEps: Float = 1e-6
@@ -25,11 +27,23 @@ final class TransformerStack {
     /// after the other), so pointers into it are taken at the start of `backward`.
     private let grads: FloatBuffer
     private(set) var shape = StackShape(S: 0, T: 0, W: 0, H: 1, hidden: 0, depth: 0)
+    /// Rows of all sequences (S·T when uniform) and attention-probability floats per layer.
+    private(set) var M = 0
+    private var probTotal = 0
+    /// Sequence s: rows rowOff[s]..<rowOff[s+1], probabilities from probOff[s]; forward chunk c:
+    /// sequences chunkSeq[c]..<chunkSeq[c+1]. One allocation of 3(S+1) Ints, grown as needed.
+    private var offsets = UnsafeMutablePointer<Int>.allocate(capacity: 1), offsetsCapacity = 1
+    private var rowOff: UnsafeMutablePointer<Int> { offsets }
+    private var probOff: UnsafeMutablePointer<Int> { offsets + shape.S + 1 }
+    private var chunkSeq: UnsafeMutablePointer<Int> { offsets + 2 * (shape.S + 1) }
+    private var nChunks = 0, chunkProbs = 0
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
     private(set) var input: FPtr
     /// Training forward: per-worker scratch for ln1/ln2 [chunk rows, W] and gelu [chunk rows, hidden].
-    private var fwdScratch: FPtr, chunkRows = 0
+    private var fwdScratch: FPtr
+    /// Rows of the largest forward chunk (whole sequences, about chunkRowTarget rows).
+    private(set) var chunkRows = 0
     // backward scratch: dres, dln [M,W]; lnRe [M,W] (recomputed ln1/ln2, then dattn);
     // dhid [M,hidden] (dgelu, then dfc1 in place); big [M, max(hidden, 3W)] (recomputed gelu,
     // then dqkv); dprobs
@@ -41,33 +55,49 @@ final class TransformerStack {
         (input, fwdScratch, dres, dln, lnRe, dhid, big, dprobs) = (p, p, p, p, p, p, p, p)
     }
 
-    /// Floats of one layer: all activations (inference scratch) or the kept ones (training).
-    static func floatsPerLayer(_ s: StackShape, training: Bool = false) -> Int {
-        s.M * ((training ? 6 : 8) * s.W + (training ? 1 : 2) * s.hidden + 4) + s.S * s.H * s.T * s.T
-    }
+    deinit { offsets.deallocate() }
 
-    static func trainingFloats(_ s: StackShape, threads: Int) -> Int {
-        let chunk = min(s.S, sequencesPerChunk(s)) * s.T
-        return s.M * s.W + s.depth * floatsPerLayer(s, training: true) + threads * chunk * (s.W + s.hidden)
-            + s.M * (3 * s.W + s.hidden + max(s.hidden, 3 * s.W)) + 2 * threads * s.T * s.T
-    }
+    /// Rows per forward task: whole sequences, about 256 rows, so that a task runs every layer of
+    /// its sequences with its activations in cache and no synchronization.
+    static let chunkRowTarget = 256
 
-    /// Sequences per forward task: whole sequences, about 256 rows, so that a task runs every
-    /// layer of its sequences with its activations in cache and no synchronization.
-    static func sequencesPerChunk(_ s: StackShape) -> Int { max(1, 256 / max(1, s.T)) }
-
-    /// Lays out buffers for `shape`. Training keeps every layer's activations for all M rows;
-    /// inference keeps one layer of scratch per thread for one chunk of sequences.
-    func prepare(_ shape: StackShape, training: Bool, threads: Int) throws(IJEPAError) {
+    /// Lays out buffers for `shape` (`lengths`: S per-sequence lengths, each 1...shape.T; nil =
+    /// all shape.T). Training keeps every layer's activations for all M rows; inference keeps
+    /// one layer of scratch per thread for one chunk of sequences.
+    func prepare(_ shape: StackShape, lengths: [Int]? = nil, training: Bool, threads: Int) throws(IJEPAError) {
         self.shape = shape
-        let M = shape.M, W = shape.W, Hd = shape.hidden
-        let chunkSeqs = min(shape.S, Self.sequencesPerChunk(shape))
-        let layerRows = training ? M : chunkSeqs * shape.T
-        let layerSeqs = training ? shape.S : chunkSeqs
+        let S = shape.S, W = shape.W, Hd = shape.hidden, H = shape.H
+        if offsetsCapacity < 3 * (S + 1) {
+            offsets.deallocate()
+            offsets = .allocate(capacity: 3 * (S + 1))
+            offsetsCapacity = 3 * (S + 1)
+        }
+        let rowOff = self.rowOff, probOff = self.probOff, chunkSeq = self.chunkSeq
+        rowOff[0] = 0; probOff[0] = 0
+        for s in 0..<S {
+            let t = lengths?[s] ?? shape.T
+            rowOff[s + 1] = rowOff[s] + t
+            probOff[s + 1] = probOff[s] + H * t * t
+        }
+        M = rowOff[S]; probTotal = probOff[S]
+        // chunks: add whole sequences while they fit in chunkRowTarget rows (at least one each)
+        nChunks = 0; chunkRows = 0; chunkProbs = 0
+        var s0 = 0
+        while s0 < S {
+            var s1 = s0 + 1
+            while s1 < S && rowOff[s1 + 1] - rowOff[s0] <= Self.chunkRowTarget { s1 += 1 }
+            chunkSeq[nChunks] = s0
+            nChunks += 1
+            chunkRows = max(chunkRows, rowOff[s1] - rowOff[s0])
+            chunkProbs = max(chunkProbs, probOff[s1] - probOff[s0])
+            s0 = s1
+        }
+        chunkSeq[nChunks] = S
+        let M = self.M
+        let layerRows = training ? M : chunkRows
         let nLayers = training ? shape.depth : threads
-        let per = Self.floatsPerLayer(StackShape(S: layerSeqs, T: shape.T, W: W, H: shape.H, hidden: Hd, depth: 1),
-                                      training: training)
-        chunkRows = chunkSeqs * shape.T
+        // a layer: all activations (inference scratch) or the kept ones (training)
+        let per = layerRows * ((training ? 6 : 8) * W + (training ? 1 : 2) * Hd + 4) + (training ? probTotal : chunkProbs)
         let scratch = training ? threads * chunkRows * (W + Hd) : 0
         var p = try store.ensure(M * W + nLayers * per + scratch)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
@@ -79,7 +109,7 @@ final class TransformerStack {
             // (backward); `input` stands in here and is never written through them
             let ln1 = training ? input : take(R * W)
             let ln1Mean = take(R), ln1Rstd = take(R), qkv = take(3 * R * W)
-            let probs = take(layerSeqs * shape.H * shape.T * shape.T), attn = take(R * W), res1 = take(R * W)
+            let probs = take(training ? probTotal : chunkProbs), attn = take(R * W), res1 = take(R * W)
             let ln2 = training ? input : take(R * W)
             let ln2Mean = take(R), ln2Rstd = take(R), fc1 = take(R * Hd)
             let gelu = training ? input : take(R * Hd)
@@ -97,7 +127,7 @@ final class TransformerStack {
 
     /// Lays out the backward scratch (see `grads`).
     private func prepareBackward() throws(IJEPAError) {
-        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        let s = shape, M = self.M, W = s.W, Hd = s.hidden
         var q = try grads.ensure(M * (3 * W + Hd + max(Hd, 3 * W)) + 2 * backwardThreads * s.T * s.T)
         func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
         dres = takeG(M * W); dln = takeG(M * W); lnRe = takeG(M * W)
@@ -111,40 +141,40 @@ final class TransformerStack {
     func forward(params: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
         let s = shape
         if s.depth == 0 { return input }
-        let per = Self.sequencesPerChunk(s)
-        let chunks = (s.S + per - 1) / per
-        let layers = self.layers, input = self.input
+        let layers = self.layers, input = self.input, rowOff = self.rowOff, probOff = self.probOff
+        let chunkSeq = self.chunkSeq
         let scratch = fwdScratch, scratchPer = chunkRows * (s.W + s.hidden), chunkRows = self.chunkRows
-        ex.pool.run(tasks: chunks) { c, worker in
-            let s0 = c * per, n = min(s.S, s0 + per) - s0
-            var x = CFPtr(input + s0 * s.T * s.W)
+        ex.pool.run(tasks: nChunks) { c, worker in
+            let s0 = chunkSeq[c], n = chunkSeq[c + 1] - s0
+            var x = CFPtr(input + rowOff[s0] * s.W)
             let ln = scratch + worker * scratchPer, gelu = ln + chunkRows * s.W
             for l in 0..<s.depth {
-                var a = Self.offset(layers[l], rows: s0 * s.T, seqs: s0, s)
+                var a = Self.offset(layers[l], rows: rowOff[s0], probs: probOff[s0], s)
                 a.ln1 = ln; a.ln2 = ln; a.gelu = gelu   // consumed within the block
-                self.blockForward(a, x: x, S: n, params: params, blocks[l], keep: true)
+                self.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
                 x = CFPtr(a.out)
             }
         }
         return layers[s.depth - 1].out
     }
 
-    /// The activation pointers of `a` moved to row `rows` (sequence `seqs`).
-    static func offset(_ a: LayerActs, rows r: Int, seqs q: Int, _ s: StackShape) -> LayerActs {
+    /// The activation pointers of `a` moved to row `rows` (probabilities to float `probs`).
+    static func offset(_ a: LayerActs, rows r: Int, probs q: Int, _ s: StackShape) -> LayerActs {
         let W = s.W, Hd = s.hidden
         return LayerActs(ln1: a.ln1 + r * W, ln1Mean: a.ln1Mean + r, ln1Rstd: a.ln1Rstd + r, qkv: a.qkv + r * 3 * W,
-                         probs: a.probs + q * s.H * s.T * s.T, attn: a.attn + r * W, res1: a.res1 + r * W,
+                         probs: a.probs + q, attn: a.attn + r * W, res1: a.res1 + r * W,
                          ln2: a.ln2 + r * W, ln2Mean: a.ln2Mean + r, ln2Rstd: a.ln2Rstd + r,
                          fc1: a.fc1 + r * Hd, gelu: a.gelu + r * Hd, out: a.out + r * W)
     }
 
-    /// One block on S sequences (single-threaded; the caller parallelizes over chunks).
-    /// keep: write res1/out into `a` (training); otherwise update x in place (inference).
-    private func blockForward(_ a: LayerActs, x: CFPtr, S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
-        let s = shape, M = S * s.T, W = s.W, Hd = s.hidden, ex = Exec.serial
+    /// One block on sequences seq..<seq+count (single-threaded; the caller parallelizes over
+    /// chunks). keep: write res1/out into `a` (training); otherwise update x in place (inference).
+    private func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
+        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
+        let M = rowOff[seq + S] - rowOff[seq]
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
-        attentionForward(a.attn, a.probs, a.qkv, S, s.T, W, s.H, ex)
+        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOff + seq, maxT: s.T, W, s.H, ex)
         let r1 = keep ? a.res1 : FPtr(mutating: x)
         linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, residual: keep ? x : nil, ex)
         layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
@@ -155,18 +185,21 @@ final class TransformerStack {
     }
 
     /// Inference forward in place on `input`; each task runs all layers on a chunk of
-    /// sequences with its thread's scratch; returns `input`.
+    /// sequences with its thread's scratch; returns `input`. `tap(layer, firstSeq, count, rows)`,
+    /// when given, is called (on the task's thread) after each layer with the chunk's output rows.
     @discardableResult
-    func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+    func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec,
+                          tap: ((_ layer: Int, _ seq: Int, _ count: Int, _ rows: CFPtr, _ worker: Int) -> Void)? = nil) -> FPtr {
         let s = shape
-        let per = min(s.S, Self.sequencesPerChunk(s))
-        let chunks = (s.S + per - 1) / per
-        let layers = self.layers, input = self.input
-        ex.pool.run(tasks: chunks) { c, worker in
-            let s0 = c * per, n = min(s.S, s0 + per) - s0
-            let x = input + s0 * s.T * s.W
+        let layers = self.layers, input = self.input, rowOff = self.rowOff, chunkSeq = self.chunkSeq
+        ex.pool.run(tasks: nChunks) { c, worker in
+            let s0 = chunkSeq[c], n = chunkSeq[c + 1] - s0
+            let x = input + rowOff[s0] * s.W
             let a = layers[worker]
-            for l in 0..<s.depth { self.blockForward(a, x: x, S: n, params: w, blocks[l], keep: false) }
+            for l in 0..<s.depth {
+                self.blockForward(a, x: x, seq: s0, count: n, params: w, blocks[l], keep: false)
+                tap?(l, s0, n, x, worker)
+            }
         }
         return input
     }
@@ -175,7 +208,7 @@ final class TransformerStack {
     /// gradient of `input` (a scratch pointer valid until the next call). Param grads accumulate.
     func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
         try prepareBackward()
-        let s = shape, M = s.M, W = s.W, Hd = s.hidden
+        let s = shape, M = self.M, W = s.W, Hd = s.hidden
         dres.update(from: dout, count: M * W)
         for l in stride(from: s.depth - 1, through: 0, by: -1) {
             let a = layers[l], o = blocks[l]
@@ -190,7 +223,8 @@ final class TransformerStack {
                               w + o.norm2W, M, W, accumulate: true, ex)
             // attention branch: res1 = x + proj(attn(ln1(x))); dattn in lnRe, dqkv in big
             linearBackward(lnRe, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
-            attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, s.T, W, s.H, ex)
+            attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T,
+                              W, s.H, ex)
             layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
             linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
             try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,

@@ -30,6 +30,7 @@ typedef struct {
     float *img_nan;        /* B images, one NaN */
     ijepa_masks good;      /* masks sampled for B images */
     ijepa_masks bad;       /* scratch copy the case edits (own arrays) */
+    ijepa_ragged_masks rag; /* f->good as ragged masks (see make_ragged) */
     int32_t n_patches;
     char dir[512];         /* temporary directory with checkpoint files */
 } fixture;
@@ -108,7 +109,8 @@ CASE(preset_empty) { UNUSED; ijepa_config c; return ijepa_config_preset("", &c);
 CASE(create_null_cfg) { UNUSED; ijepa_model *m = NULL; return ijepa_model_create(NULL, &m); }
 CASE(create_null_out) { return ijepa_model_create(&f->cfg, NULL); }
 CASE(create_size0) { ijepa_config c = f->cfg; c.struct_size = 0; return create_with(c); }
-CASE(create_size_small) { ijepa_config c = f->cfg; c.struct_size = sizeof(ijepa_config) - 4; return create_with(c); }
+/* smaller than the first release's struct (which ended with n_threads and 4 bytes of padding) */
+CASE(create_size_small) { ijepa_config c = f->cfg; c.struct_size = offsetof(ijepa_config, reserved0); return create_with(c); }
 CASE(create_nan_lr) { ijepa_config c = f->cfg; c.lr = NAN; return create_with(c); }
 CASE(create_inf_start_lr) { ijepa_config c = f->cfg; c.start_lr = INFINITY; return create_with(c); }
 CASE(create_neg_final_lr) { ijepa_config c = f->cfg; c.final_lr = -1e-3f; return create_with(c); }
@@ -219,6 +221,46 @@ static int fb(ijepa_model *m, const float *x, int32_t b, const ijepa_masks *k) {
 STEP_CASES(train, ts)
 STEP_CASES(fwbw, fb)
 
+/* ragged masks: f->good as ragged masks (every length k_enc) in f->rag, whose arrays the case edits */
+static int32_t rag_len[64];
+static int32_t rag_enc[4096];
+static void make_ragged(fixture *f) {
+    ijepa_ragged_masks *r = &f->rag;
+    r->batch = f->good.batch; r->num_enc = f->good.num_enc; r->k_enc_max = f->good.k_enc;
+    r->num_pred = f->good.num_pred; r->k_pred = f->good.k_pred;
+    memcpy(rag_enc, f->good.enc, (size_t)r->num_enc * r->batch * r->k_enc_max * sizeof(int32_t));
+    for (int i = 0; i < r->num_enc * r->batch; i++) rag_len[i] = r->k_enc_max;
+    r->enc = rag_enc; r->enc_len = rag_len; r->pred = f->good.pred;
+}
+static int tsr(ijepa_model *m, const float *x, int32_t b, const ijepa_ragged_masks *k) {
+    ijepa_step_stats s;
+    return ijepa_train_step_ragged(m, x, b, k, &s);
+}
+static int fbr(ijepa_model *m, const float *x, int32_t b, const ijepa_ragged_masks *k) {
+    float loss;
+    return ijepa_forward_backward_ragged(m, x, b, k, &loss);
+}
+#define RAGGED_CASES(P, FN)                                                                             \
+    CASE(P##_null_m) { make_ragged(f); return FN(NULL, f->img, B, &f->rag); }                            \
+    CASE(P##_null_images) { make_ragged(f); return FN(f->m, NULL, B, &f->rag); }                         \
+    CASE(P##_batch0) { return FN(f->m, f->img, 0, NULL); }                                              \
+    CASE(P##_mask_batch) { make_ragged(f); return FN(f->m, f->img, 1, &f->rag); }                        \
+    CASE(P##_null_len) { make_ragged(f); f->rag.enc_len = NULL; return FN(f->m, f->img, B, &f->rag); }   \
+    CASE(P##_null_enc) { make_ragged(f); f->rag.enc = NULL; return FN(f->m, f->img, B, &f->rag); }       \
+    CASE(P##_kmax0) { make_ragged(f); f->rag.k_enc_max = 0; return FN(f->m, f->img, B, &f->rag); }       \
+    CASE(P##_len0) { make_ragged(f); rag_len[1] = 0; return FN(f->m, f->img, B, &f->rag); }              \
+    CASE(P##_len_neg) { make_ragged(f); rag_len[0] = -3; return FN(f->m, f->img, B, &f->rag); }          \
+    CASE(P##_len_big) { make_ragged(f); rag_len[0] = f->rag.k_enc_max + 1; return FN(f->m, f->img, B, &f->rag); } \
+    CASE(P##_index_big) { make_ragged(f); rag_enc[0] = f->n_patches; return FN(f->m, f->img, B, &f->rag); } \
+    CASE(P##_dup) { make_ragged(f); rag_enc[1] = rag_enc[0]; return FN(f->m, f->img, B, &f->rag); }      \
+    CASE(P##_nan_images) { make_ragged(f); return FN(f->m, f->img_nan, B, &f->rag); }
+
+RAGGED_CASES(train_ragged, tsr)
+RAGGED_CASES(fwbw_ragged, fbr)
+CASE(sample_ragged_null_m) { UNUSED; ijepa_ragged_masks r; return ijepa_masks_sample_ragged(NULL, B, &r); }
+CASE(sample_ragged_null_out) { return ijepa_masks_sample_ragged(f->m, B, NULL); }
+CASE(sample_ragged_batch0) { ijepa_ragged_masks r; return ijepa_masks_sample_ragged(f->m, 0, &r); }
+
 /* optimizer_step / schedule override */
 CASE(opt_null) { UNUSED; return ijepa_optimizer_step(NULL, NULL); }
 CASE(opt_without_grads) { return ijepa_optimizer_step(f->m, NULL); }
@@ -270,6 +312,15 @@ CASE(encode_kind_big) { return ijepa_encode(f->m, f->img, B, 2, enc_out, NULL); 
 CASE(encode_kind_neg) { return ijepa_encode(f->m, f->img, B, -1, enc_out, NULL); }
 CASE(encode_no_outputs) { return ijepa_encode(f->m, f->img, B, 0, NULL, NULL); }
 CASE(encode_nan_images) { return ijepa_encode(f->m, f->img_nan, B, 1, enc_out, NULL); }
+CASE(layers_null_m) { return ijepa_encode_layers(NULL, f->img, B, 0, 1, enc_out); }
+CASE(layers_null_images) { return ijepa_encode_layers(f->m, NULL, B, 0, 1, enc_out); }
+CASE(layers_batch0) { return ijepa_encode_layers(f->m, f->img, 0, 0, 1, enc_out); }
+CASE(layers_kind) { return ijepa_encode_layers(f->m, f->img, B, 3, 1, enc_out); }
+CASE(layers_k0) { return ijepa_encode_layers(f->m, f->img, B, 0, 0, enc_out); }
+CASE(layers_k_neg) { return ijepa_encode_layers(f->m, f->img, B, 0, -2, enc_out); }
+CASE(layers_k_big) { return ijepa_encode_layers(f->m, f->img, B, 0, f->cfg.depth + 1, enc_out); }
+CASE(layers_null_pooled) { return ijepa_encode_layers(f->m, f->img, B, 0, 1, NULL); }
+CASE(layers_nan_images) { return ijepa_encode_layers(f->m, f->img_nan, B, 1, 2, enc_out); }
 
 
 /* checkpoints */
@@ -398,6 +449,21 @@ typedef struct {
     {#P "_mask_enc_dup", P##_mask_enc_dup, INV, "enc"},                             \
     {#P "_nan_images", P##_nan_images, IJEPA_ERR_NUMERIC, "images"}
 
+#define RAGGED_ROWS(P)                                                              \
+    {#P "_null_m", P##_null_m, INV, "m is NULL"},                                   \
+    {#P "_null_images", P##_null_images, INV, "images"},                            \
+    {#P "_batch0", P##_batch0, INV, "batch"},                                       \
+    {#P "_mask_batch", P##_mask_batch, SHP, "batch"},                               \
+    {#P "_null_len", P##_null_len, INV, "enc_len"},                                 \
+    {#P "_null_enc", P##_null_enc, INV, "enc"},                                     \
+    {#P "_kmax0", P##_kmax0, SHP, "k_enc_max"},                                     \
+    {#P "_len0", P##_len0, SHP, "enc_len"},                                          \
+    {#P "_len_neg", P##_len_neg, SHP, "enc_len"},                                    \
+    {#P "_len_big", P##_len_big, SHP, "enc_len"},                                    \
+    {#P "_index_big", P##_index_big, INV, "enc"},                                   \
+    {#P "_dup", P##_dup, INV, "enc"},                                               \
+    {#P "_nan_images", P##_nan_images, IJEPA_ERR_NUMERIC, "images"}
+
 static const error_case CASES[] = {
     {"preset_null_name", preset_null_name, INV, "name"},
     {"preset_null_out", preset_null_out, INV, "out"},
@@ -490,6 +556,20 @@ static const error_case CASES[] = {
     {"encode_kind_neg", encode_kind_neg, INV, "which_encoder"},
     {"encode_no_outputs", encode_no_outputs, INV, "tokens"},
     {"encode_nan_images", encode_nan_images, IJEPA_ERR_NUMERIC, "images"},
+    {"layers_null_m", layers_null_m, INV, "m is NULL"},
+    {"layers_null_images", layers_null_images, INV, "images"},
+    {"layers_batch0", layers_batch0, INV, "batch"},
+    {"layers_kind", layers_kind, INV, "which_encoder"},
+    {"layers_k0", layers_k0, INV, "last_k"},
+    {"layers_k_neg", layers_k_neg, INV, "last_k"},
+    {"layers_k_big", layers_k_big, INV, "last_k"},
+    {"layers_null_pooled", layers_null_pooled, INV, "pooled"},
+    {"layers_nan_images", layers_nan_images, IJEPA_ERR_NUMERIC, "images"},
+    RAGGED_ROWS(train_ragged),
+    RAGGED_ROWS(fwbw_ragged),
+    {"sample_ragged_null_m", sample_ragged_null_m, INV, "m is NULL"},
+    {"sample_ragged_null_out", sample_ragged_null_out, INV, "out"},
+    {"sample_ragged_batch0", sample_ragged_batch0, INV, "batch"},
     {"save_null_m", save_null_m, INV, "m is NULL"},
     {"save_null_path", save_null_path, INV, "path"},
     {"save_empty_path", save_empty_path, INV, "path"},
