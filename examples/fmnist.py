@@ -10,6 +10,11 @@ Recipe (matching the official code's run it is compared with):
 Probe: mean over patch tokens of the TARGET encoder (after its final norm) on the un-augmented
 images resized 28 -> 32 (bilinear) and normalized; standardized with train-set mean/std;
 LogisticRegression(max_iter=1000) on all 60k train features; accuracy on the 10k test images.
+With last_k > 1 the features are those of the last k blocks (each through the final norm, mean
+over tokens) concatenated, as the paper's "last 4 layers" probe.
+
+Variants beyond the official code (recipe_config(..., ragged=True, full_grid=True)): ragged
+contexts (every image keeps its whole context instead of the batch's shortest) and full_grid.
 """
 import gzip
 import json
@@ -60,11 +65,18 @@ def load_fmnist():
     return tx, ty, vx, vy
 
 
-def recipe_config(total_steps, seed=0, n_threads=0):
+def recipe_config(total_steps, seed=0, n_threads=0, ragged=False, full_grid=False):
+    """The fmnist-tiny recipe; ragged / full_grid select the (non-official) variants."""
     return ijepa.Config.preset(
         "fmnist_tiny", total_steps=int(total_steps), warmup_steps=max(1, int(0.1 * total_steps)),
         start_lr=2e-4, lr=1e-3, final_lr=1e-6, weight_decay=0.04, final_weight_decay=0.4,
-        ema_start=0.996, ema_end=1.0, seed=seed, n_threads=n_threads)
+        ema_start=0.996, ema_end=1.0, seed=seed, n_threads=n_threads,
+        ragged_context=bool(ragged), full_grid=bool(full_grid))
+
+
+def variant_tag(config):
+    """"" for the official recipe, else "-ragged", "-fullgrid" or "-ragged-fullgrid"."""
+    return ("-ragged" if config.ragged_context else "") + ("-fullgrid" if config.full_grid else "")
 
 
 def normalize(x):
@@ -86,10 +98,21 @@ def fmt_time(s):
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, stream=sys.stdout):
+def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, stream=sys.stdout,
+             history=None):
     """Runs `steps` official training steps (batches drawn epoch by epoch, shuffled with
     `seed`, drop_last); stops early when time_budget seconds have passed. Returns the list of
-    losses and the wall time."""
+    losses and the wall time.
+
+    The masks are sampled explicitly from the model's generator and passed to train_step (the
+    same draws as train_step(batch) would make): ragged ones when the config's ragged_context
+    is set, uniform ones otherwise. If `history` is a dict, it receives per-step lists
+    "context_length" (mean context patches per image: k_enc for uniform masks) and "step_s"
+    (seconds for sampling the masks and the training step)."""
+    ragged = model.config.ragged_context
+    if history is not None:
+        history.setdefault("context_length", [])
+        history.setdefault("step_s", [])
     rng = np.random.default_rng(seed)
     aug = Augment(seed + 1)
     n = len(train_x)
@@ -103,7 +126,12 @@ def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, strea
             order = rng.permutation(n)
         idx = order[k * BATCH:(k + 1) * BATCH]
         batch = aug(train_x[idx])
-        st = model.train_step(batch)
+        ts = time.perf_counter()
+        masks = model.sample_masks(len(batch), ragged=ragged)
+        st = model.train_step(batch, masks)
+        if history is not None:
+            history["step_s"].append(time.perf_counter() - ts)
+            history["context_length"].append(masks.mean_context_length if ragged else float(masks.k_enc))
         losses.append(st.loss)
         el = time.time() - t0
         if log_every and (step % log_every == 0 or step == steps - 1):
@@ -128,11 +156,16 @@ def probe_images(x):
     return normalize(ijepa.resize_bilinear(x, 32))
 
 
-def features(model, x, batch=500):
-    """Mean-pooled target-encoder tokens (after its final norm)."""
-    out = np.empty((len(x), model.embed_dim), np.float32)
+def features(model, x, last_k=1, batch=500):
+    """Mean-pooled target-encoder tokens (after its final norm) of the last `last_k` blocks,
+    concatenated: [len(x), last_k * D]. last_k=1 is the last layer (encode's pooled output)."""
+    out = np.empty((len(x), last_k * model.embed_dim), np.float32)
     for i in range(0, len(x), batch):
-        out[i:i + batch] = model.encode(probe_images(x[i:i + batch]), encoder="target", pooled=True)
+        imgs = probe_images(x[i:i + batch])
+        if last_k == 1 and not ijepa.has_encode_layers():   # an older library: the same numbers
+            out[i:i + batch] = model.encode(imgs, encoder="target", pooled=True)
+        else:
+            out[i:i + batch] = model.encode_layers(imgs, last_k, encoder="target")
     return out
 
 
@@ -174,11 +207,13 @@ def save_loss_curve(losses, path, title):
 
 
 def save_mask_picture(model, images, path, n=8):
-    """Sample images (augmented as in training) with the context (blue) and the 4 target blocks."""
+    """Sample images (augmented as in training) with the context (blue) and the 4 target blocks.
+    With a ragged_context config every image shows its own whole context."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    masks = model.sample_masks(n)
+    ragged = model.config.ragged_context
+    masks = model.sample_masks(n, ragged=ragged)
     g = model.config.grid_size
     p = 32 // g
     colors = ["#e4572e", "#f3a712", "#29bf12", "#a41623", "#8e5572", "#00a6a6"]
@@ -190,7 +225,7 @@ def save_mask_picture(model, images, path, n=8):
             ax.set_xticks([]); ax.set_yticks([])
             if row == 0:
                 for e in range(masks.enc.shape[0]):
-                    for k in masks.enc[e, b]:
+                    for k in (masks.context(b, e) if ragged else masks.enc[e, b]):
                         r, c = divmod(int(k), g)
                         ax.add_patch(plt.Rectangle((c * p - .5, r * p - .5), p, p, color="#1f5fa8", alpha=0.45, lw=0))
             else:
@@ -201,7 +236,9 @@ def save_mask_picture(model, images, path, n=8):
                                                    ec=colors[t % len(colors)], lw=1.4))
     axes[0, 0].set_ylabel("context", fontsize=8)
     axes[1, 0].set_ylabel("targets", fontsize=8)
-    fig.suptitle(f"context ({masks.enc.shape[2]} patches kept) and {masks.pred.shape[0]} target blocks "
+    kept = (f"{masks.mean_context_length:.1f} patches kept on average, ragged" if ragged
+            else f"{masks.enc.shape[2]} patches kept")
+    fig.suptitle(f"context ({kept}) and {masks.pred.shape[0]} target blocks "
                  f"({masks.pred.shape[2]} patches each) on the {g}x{g} patch grid", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

@@ -15,6 +15,7 @@ tools/ijepa_torch.py (official state_dict names); conversions from tools/convert
 * A fake official .pth.tar (torch.save of DDP-style state_dicts) converts and loads.
 * A training state exported to the official layout (AdamW 'opt' with the official 4 groups)
   resumes in PyTorch: one more step there equals one more step here.
+* encode_layers() gives the PyTorch modules' last-k block features (final norm, mean-pooled).
 """
 
 import copy
@@ -136,6 +137,34 @@ def test_torch_safetensors_loads_here(name, tmp_path):
                 np.testing.assert_array_equal(m.parameters()["predictor." + k], v.numpy())
     with pytest.raises(ijepa.FormatError, match="ijepa.config"):
         ijepa.Model.load(path)  # no config metadata: load_weights only
+
+
+def torch_layer_features(module, x, last_k):
+    """The last `last_k` blocks' outputs, each through the final norm and mean-pooled,
+    concatenated earliest first (DINO's get_intermediate_layers, as ijepa_encode_layers)."""
+    with torch.no_grad():
+        h = module.patch_embed(torch.from_numpy(x)) + module.pos_embed
+        outs = []
+        for blk in module.blocks:
+            h = blk(h)
+            outs.append(module.norm(h).mean(dim=1))
+        return torch.cat(outs[-last_k:], dim=1).numpy()
+
+
+@pytest.mark.skipif(not ijepa.has_encode_layers(), reason="the library has no ijepa_encode_layers")
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_encode_layers_matches_torch(name, tmp_path):
+    enc, pred, tgt = torch_modules(name, seed=2)
+    path = tmp_path / "torch.safetensors"
+    save_file(prefixed(enc, pred, tgt), str(path))
+    x = images(name)
+    depth = ARCHS[name][4]
+    with ijepa.Model(arch_config(name)) as m:
+        m.load_weights(path)
+        for k in range(1, depth + 1):
+            assert_features(m.encode_layers(x, k, "target"), torch_layer_features(tgt, x, k))
+            assert_features(m.encode_layers(x, k, "context"), torch_layer_features(enc, x, k))
+        assert_features(torch_layer_features(tgt, x, 1), torch_features(tgt, x))
 
 
 def official_checkpoint(enc, pred, tgt, path):

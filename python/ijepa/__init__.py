@@ -19,12 +19,13 @@ from .augment import RandomResizedCrop, random_resized_crop, resize_bilinear
 from .config import PRESETS, Config
 from .errors import (Error, FormatError, IjepaIOError, InternalError, InvalidArgumentError,
                      IOError_, NumericError, OutOfMemoryError, ShapeError, StateError)
-from .masks import Masks
+from .masks import Masks, RaggedMasks
 from .model import BUFFERS, Model, StepStats
 
 __all__ = [
     "version", "abi_version", "library_path", "status_string", "set_log_handler",
-    "logging_handler", "Config", "PRESETS", "Model", "StepStats", "Masks", "BUFFERS",
+    "logging_handler", "Config", "PRESETS", "Model", "StepStats", "Masks", "RaggedMasks", "BUFFERS",
+    "has_ragged_context", "has_encode_layers",
     "Error", "InvalidArgumentError", "ShapeError", "OutOfMemoryError", "IjepaIOError", "IOError_",
     "FormatError", "StateError", "NumericError", "InternalError", "LibraryNotFoundError",
     "resize_bilinear", "random_resized_crop", "RandomResizedCrop",
@@ -55,3 +56,13 @@ def abi_version():
 def status_string(status):
     """Short English name of a status code."""
     return _lib.lib.ijepa_status_string(int(status)).decode("utf-8", "replace")
+
+
+def has_ragged_context():
+    """Whether the loaded library has ragged contexts (Config.ragged_context, RaggedMasks)."""
+    return all(_lib.has_function(f) for f in _lib.RAGGED)
+
+
+def has_encode_layers():
+    """Whether the loaded library has Model.encode_layers (ijepa_encode_layers)."""
+    return _lib.has_function("ijepa_encode_layers")

@@ -29,7 +29,8 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int, c_i
 
 __all__ = [
     "ABI_VERSION", "lib", "library_path", "load_library", "LibraryNotFoundError",
-    "ijepa_config", "ijepa_masks", "ijepa_step_stats", "ijepa_tensor_info", "ijepa_log_callback",
+    "ijepa_config", "ijepa_masks", "ijepa_ragged_masks", "ijepa_step_stats", "ijepa_tensor_info",
+    "ijepa_log_callback",
 ]
 
 #: The IJEPA_ABI_VERSION this binding was written for.
@@ -88,6 +89,9 @@ class ijepa_config(Structure):
         ("warmup_steps", c_int64), ("total_steps", c_int64),
         ("seed", c_uint64),
         ("n_threads", c_int32),
+        # appended after the first release (read only when struct_size covers them)
+        ("reserved0", c_int32),       # the first release's tail padding: ignored
+        ("ragged_context", c_int32),
     ]
 
 
@@ -97,6 +101,16 @@ class ijepa_masks(Structure):
         ("num_pred", c_int32), ("k_pred", c_int32),
         ("enc", POINTER(c_int32)),   # [num_enc][batch][k_enc]
         ("pred", POINTER(c_int32)),  # [num_pred][batch][k_pred]
+    ]
+
+
+class ijepa_ragged_masks(Structure):
+    _fields_ = [
+        ("batch", c_int32), ("num_enc", c_int32), ("k_enc_max", c_int32),
+        ("num_pred", c_int32), ("k_pred", c_int32),
+        ("enc", POINTER(c_int32)),      # [num_enc][batch][k_enc_max], padded
+        ("enc_len", POINTER(c_int32)),  # [num_enc][batch], each in 1..k_enc_max
+        ("pred", POINTER(c_int32)),     # [num_pred][batch][k_pred]
     ]
 
 
@@ -146,10 +160,17 @@ PROTOTYPES = {
                                        _float_p]),
     "ijepa_optimizer_step": (c_int, [_model_p, POINTER(ijepa_step_stats)]),
     "ijepa_set_schedule_override": (c_int, [_model_p, c_float, c_float, c_float]),
+    "ijepa_masks_sample_ragged": (c_int, [_model_p, c_int32, POINTER(ijepa_ragged_masks)]),
+    "ijepa_ragged_masks_free": (None, [POINTER(ijepa_ragged_masks)]),
+    "ijepa_train_step_ragged": (c_int, [_model_p, _float_p, c_int32, POINTER(ijepa_ragged_masks),
+                                        POINTER(ijepa_step_stats)]),
+    "ijepa_forward_backward_ragged": (c_int, [_model_p, _float_p, c_int32,
+                                              POINTER(ijepa_ragged_masks), _float_p]),
     "ijepa_model_buffer": (_float_p, [_model_p, c_int, POINTER(c_size_t)]),
     "ijepa_model_num_tensors": (c_int32, [_model_p, c_int]),
     "ijepa_model_tensor_info": (c_int, [_model_p, c_int, c_int32, POINTER(ijepa_tensor_info)]),
     "ijepa_encode": (c_int, [_model_p, _float_p, c_int32, c_int, _float_p, _float_p]),
+    "ijepa_encode_layers": (c_int, [_model_p, _float_p, c_int32, c_int, c_int32, _float_p]),
     "ijepa_model_save": (c_int, [_model_p, c_char_p, c_uint32]),
     "ijepa_model_load": (c_int, [c_char_p, POINTER(_model_p)]),
     "ijepa_model_load_weights": (c_int, [_model_p, c_char_p, c_int]),
@@ -163,7 +184,14 @@ PROTOTYPES = {
 
 #: Functions appended to ABI 1 after its first release: a library without them still loads
 #: (has_function() tells; the high-level wrappers raise ijepa.StateError).
-OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear"})
+OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear",
+                      "ijepa_masks_sample_ragged", "ijepa_ragged_masks_free",
+                      "ijepa_train_step_ragged", "ijepa_forward_backward_ragged",
+                      "ijepa_encode_layers"})
+
+#: The functions that come with ijepa_config.ragged_context (appended together with it).
+RAGGED = ("ijepa_masks_sample_ragged", "ijepa_ragged_masks_free", "ijepa_train_step_ragged",
+          "ijepa_forward_backward_ragged")
 
 
 class LibraryNotFoundError(ImportError):

@@ -20,7 +20,7 @@ _I32 = (-(1 << 31), (1 << 31) - 1)
 _I64 = (-(1 << 63), (1 << 63) - 1)
 _U64 = (0, (1 << 64) - 1)
 
-# field -> kind, in struct order (struct_size excluded: it is managed here).
+# field -> kind, in struct order (struct_size and reserved0 excluded: they are managed here).
 _FIELDS = {
     "image_size": "i32", "patch_size": "i32", "in_chans": "i32",
     "embed_dim": "i32", "depth": "i32", "num_heads": "i32",
@@ -35,6 +35,7 @@ _FIELDS = {
     "warmup_steps": "i64", "total_steps": "i64",
     "seed": "u64",
     "n_threads": "i32",
+    "ragged_context": "bool",   # appended after the first release of the struct
 }
 FIELDS = tuple(_FIELDS)
 
@@ -101,7 +102,13 @@ class Config:
     depth, num_heads, mlp_ratio, pred_embed_dim, pred_depth, pred_num_heads (0 = num_heads),
     num_enc_masks, num_pred_masks, min_keep, allow_overlap, full_grid, enc_mask_scale,
     pred_mask_scale, aspect_ratio (pairs), start_lr, lr, final_lr, weight_decay,
-    final_weight_decay, ema_start, ema_end, warmup_steps, total_steps, seed, n_threads.
+    final_weight_decay, ema_start, ema_end, warmup_steps, total_steps, seed, n_threads,
+    ragged_context.
+
+    ``ragged_context=True`` (not the official code; default False) makes training with
+    sampled masks keep every image's whole context instead of cutting all contexts of the
+    batch to the shortest one (see :class:`ijepa.RaggedMasks`). It needs a library with the
+    ragged functions (:func:`ijepa.has_ragged_context`); it is stored in checkpoints.
     """
 
     __slots__ = FIELDS
@@ -146,6 +153,8 @@ class Config:
     def _load_c(self, c):
         for name, kind in _FIELDS.items():
             v = getattr(c, name)
+            if name in _APPENDED and not _APPENDED[name](c):
+                v = 0   # not covered by struct_size: the library predates the field
             if kind == "pair":
                 v = (_f32(v[0]), _f32(v[1]))
             elif kind == "f32":
@@ -223,3 +232,13 @@ class Config:
 import ctypes as _ctypes  # noqa: E402
 
 ctypes_sizeof_config = _ctypes.sizeof(_lib.ijepa_config)
+
+
+def _covers(name):
+    end = getattr(_lib.ijepa_config, name).offset + _ctypes.sizeof(_ctypes.c_int32)
+    return lambda c: c.struct_size >= end
+
+
+#: Fields appended after the first release -> whether a struct (e.g. from an older library)
+#: holds them; when it does not, the field reads as 0.
+_APPENDED = {"ragged_context": _covers("ragged_context")}

@@ -14,7 +14,7 @@ import numpy as np
 from . import _lib
 from .config import Config
 from .errors import InvalidArgumentError, ShapeError, StateError, check
-from .masks import Masks
+from .masks import Masks, RaggedMasks
 
 __all__ = ["Model", "StepStats", "BUFFERS"]
 
@@ -47,6 +47,13 @@ class StepStats:
                    float(s.ema_momentum), float(s.grad_norm))
 
 
+def _encoder(encoder):
+    key = encoder.lower() if isinstance(encoder, str) else encoder
+    if key not in _ENCODERS:
+        raise InvalidArgumentError('encoder must be "target" or "context", got %r' % (encoder,))
+    return key
+
+
 class _Handle:
     """Owns one ``ijepa_model *``. It is freed when the last owner lets go: the Model (until
     close()) and every numpy view of its buffers hold a reference, so a view can never point
@@ -72,6 +79,14 @@ class _BufferOwner:
         self.which = which
         self.__array_interface__ = {"data": (address, False), "shape": (n_floats,),
                                     "typestr": "<f4", "version": 3}
+
+
+def _need(name):
+    """The library function, or StateError when the loaded library predates it."""
+    if not _lib.has_function(name):
+        raise StateError("the loaded libijepa (%s) has no %s; update the library"
+                         % (_lib.library_path, name))
+    return getattr(_lib.lib, name)
 
 
 def _path_bytes(path, what="path"):
@@ -117,6 +132,8 @@ class Model:
         else:
             raise InvalidArgumentError("config must be an ijepa.Config, a preset name or None, "
                                        "got %s" % type(config).__name__)
+        if cfg.ragged_context:
+            _need(_lib.RAGGED[0])  # an older library would silently ignore the field
         c = cfg.to_c()
         out = ctypes.c_void_p()
         check(_lib.lib.ijepa_model_create(ctypes.byref(c), ctypes.byref(out)), "ijepa_model_create")
@@ -263,9 +280,11 @@ class Model:
         return np.ascontiguousarray(a, dtype=np.float32)
 
     def _masks(self, masks, batch):
+        """None, a Masks or a RaggedMasks, checked against the model and the batch."""
         if masks is None:
             return None
-        m = Masks.coerce(masks)
+        m = masks if isinstance(masks, RaggedMasks) else Masks.coerce(masks)
+        k_enc = m.k_enc_max if isinstance(m, RaggedMasks) else m.k_enc
         c = self._config
         if m.batch != batch:
             raise ShapeError("masks have batch %d, the images %d" % (m.batch, batch))
@@ -275,7 +294,7 @@ class Model:
         if m.num_pred != c.num_pred_masks:
             raise ShapeError("masks pred has %d masks, the model's num_pred_masks is %d"
                              % (m.num_pred, c.num_pred_masks))
-        for name, k in (("enc", m.k_enc), ("pred", m.k_pred)):
+        for name, k in (("enc", k_enc), ("pred", m.k_pred)):
             if k > self._num_patches:
                 raise ShapeError("masks %s keeps %d patches, more than the %d there are"
                                  % (name, k, self._num_patches))
@@ -286,33 +305,41 @@ class Model:
         """One official training step (schedules, forward, backward, AdamW, EMA).
 
         images: float32 NCHW array-like [B, in_chans, image_size, image_size], normalized.
-        masks: None (sampled from the model's seeded generator), an :class:`ijepa.Masks` or a
-        pair (enc, pred) of integer arrays. On :class:`ijepa.NumericError` nothing changed.
+        masks: None (sampled from the model's seeded generator; with ragged contexts when the
+        config's ragged_context is set), an :class:`ijepa.Masks`, a pair (enc, pred) of
+        integer arrays, or an :class:`ijepa.RaggedMasks` (every image keeps its own context
+        length). On :class:`ijepa.NumericError` nothing changed.
         """
         x = self._images(images)
         m = self._masks(masks, x.shape[0])
+        if isinstance(m, RaggedMasks):
+            fn, name = _need("ijepa_train_step_ragged"), "ijepa_train_step_ragged"
+        else:
+            fn, name = _lib.lib.ijepa_train_step, "ijepa_train_step"
         cm = m.to_c() if m is not None else None
         stats = _lib.ijepa_step_stats()
         with self._lock:
-            check(_lib.lib.ijepa_train_step(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0],
-                                            ctypes.byref(cm) if cm is not None else None,
-                                            ctypes.byref(stats)), "ijepa_train_step")
+            check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0],
+                     ctypes.byref(cm) if cm is not None else None, ctypes.byref(stats)), name)
         return StepStats.from_c(stats)
 
     def forward_backward(self, images, masks=None):
         """Forward and backward only; overwrites the gradient buffer. Returns the loss.
 
-        Between this and :meth:`optimizer_step` the gradients (``flat_buffer("grads")``) may be
-        all-reduced across processes (data parallelism)."""
+        ``masks`` as in :meth:`train_step`. Between this and :meth:`optimizer_step` the
+        gradients (``flat_buffer("grads")``) may be all-reduced across processes (data
+        parallelism)."""
         x = self._images(images)
         m = self._masks(masks, x.shape[0])
+        if isinstance(m, RaggedMasks):
+            fn, name = _need("ijepa_forward_backward_ragged"), "ijepa_forward_backward_ragged"
+        else:
+            fn, name = _lib.lib.ijepa_forward_backward, "ijepa_forward_backward"
         cm = m.to_c() if m is not None else None
         loss = ctypes.c_float()
         with self._lock:
-            check(_lib.lib.ijepa_forward_backward(self._ptr(), x.ctypes.data_as(_FLOAT_P),
-                                                  x.shape[0],
-                                                  ctypes.byref(cm) if cm is not None else None,
-                                                  ctypes.byref(loss)), "ijepa_forward_backward")
+            check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0],
+                     ctypes.byref(cm) if cm is not None else None, ctypes.byref(loss)), name)
         return float(loss.value)
 
     def optimizer_step(self):
@@ -339,13 +366,20 @@ class Model:
                   "ijepa_set_schedule_override")
 
     # -- masks --------------------------------------------------------------------------------
-    def sample_masks(self, batch):
-        """Samples one batch of masks from the model's seeded generator (advances it)."""
+    def sample_masks(self, batch, ragged=False):
+        """Samples one batch of masks from the model's seeded generator (advances it).
+
+        ``ragged=False``: an :class:`ijepa.Masks` with the official collator's semantics
+        (every context cut to the batch's shortest). ``ragged=True``: an
+        :class:`ijepa.RaggedMasks` of the same draw (same blocks, same generator advance)
+        without that cut, whatever the config's ragged_context."""
         if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, numbers.Integral):
             raise InvalidArgumentError("batch must be an integer, got %r" % (batch,))
         batch = int(batch)
         if not 1 <= batch <= _I32_MAX:
             raise InvalidArgumentError("batch must be >= 1, got %d" % batch)
+        if ragged:
+            return self._sample_ragged(batch)
         cm = _lib.ijepa_masks()
         with self._lock:
             check(_lib.lib.ijepa_masks_sample(self._ptr(), batch, ctypes.byref(cm)),
@@ -357,14 +391,26 @@ class Model:
             _lib.lib.ijepa_masks_free(ctypes.byref(cm))
         return Masks(enc, pred)
 
+    def _sample_ragged(self, batch):
+        sample = _need("ijepa_masks_sample_ragged")
+        free = _need("ijepa_ragged_masks_free")
+        cm = _lib.ijepa_ragged_masks()
+        with self._lock:
+            check(sample(self._ptr(), batch, ctypes.byref(cm)), "ijepa_masks_sample_ragged")
+        try:
+            enc = np.ctypeslib.as_array(cm.enc, shape=(cm.num_enc, cm.batch, cm.k_enc_max)).copy()
+            enc_len = np.ctypeslib.as_array(cm.enc_len, shape=(cm.num_enc, cm.batch)).copy()
+            pred = np.ctypeslib.as_array(cm.pred, shape=(cm.num_pred, cm.batch, cm.k_pred)).copy()
+        finally:
+            free(ctypes.byref(cm))
+        return RaggedMasks(enc, enc_len, pred)
+
     # -- inference ----------------------------------------------------------------------------
     def encode(self, images, encoder="target", pooled=True):
         """Encodes full images. Returns pooled features [B, D] (mean over the N tokens) or,
         with ``pooled=False``, the tokens [B, N, D] (after the final norm). ``encoder`` is
         "target" (the EMA encoder the paper evaluates) or "context"."""
-        key = encoder.lower() if isinstance(encoder, str) else encoder
-        if key not in _ENCODERS:
-            raise InvalidArgumentError('encoder must be "target" or "context", got %r' % (encoder,))
+        key = _encoder(encoder)
         x = self._images(images)
         B, N, D = x.shape[0], self._num_patches, self._embed_dim
         if pooled:
@@ -376,6 +422,28 @@ class Model:
         with self._lock:
             check(_lib.lib.ijepa_encode(self._ptr(), x.ctypes.data_as(_FLOAT_P), B,
                                         _ENCODERS[key], *args), "ijepa_encode")
+        return out
+
+    def encode_layers(self, images, last_k, encoder="target"):
+        """Evaluation features from the encoder's last ``last_k`` blocks (the paper probes the
+        last layer or the last 4 concatenated): each block's output through the encoder's final
+        norm, averaged over the N tokens, concatenated earliest block first. Returns float32
+        [B, last_k * D] (reshape to [B, last_k, D] to separate the blocks). ``last_k`` is in
+        1..depth; ``last_k=1`` equals ``encode(images, encoder)``."""
+        key = _encoder(encoder)
+        fn = _need("ijepa_encode_layers")
+        if isinstance(last_k, (bool, np.bool_)) or not isinstance(last_k, numbers.Integral):
+            raise InvalidArgumentError("last_k must be an integer, got %r" % (last_k,))
+        last_k = int(last_k)
+        depth = self._config.depth
+        if not 1 <= last_k <= depth:  # checked before the output is allocated
+            raise InvalidArgumentError("last_k must be in 1..depth (%d), got %d" % (depth, last_k))
+        x = self._images(images)
+        B, D = x.shape[0], self._embed_dim
+        out = np.empty((B, last_k * D), dtype=np.float32)
+        with self._lock:
+            check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), B, _ENCODERS[key], last_k,
+                     out.ctypes.data_as(_FLOAT_P)), "ijepa_encode_layers")
         return out
 
     # -- checkpoints --------------------------------------------------------------------------

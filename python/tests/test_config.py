@@ -18,7 +18,7 @@ def test_default_is_the_library_default():
     assert c.aspect_ratio == (0.75, 1.5)
     assert (c.start_lr, c.lr, c.final_lr) == (2e-4, 1e-3, 1e-6)
     assert (c.weight_decay, c.final_weight_decay, c.ema_start, c.ema_end) == (0.04, 0.4, 0.996, 1.0)
-    assert c.allow_overlap is False and c.full_grid is False
+    assert c.allow_overlap is False and c.full_grid is False and c.ragged_context is False
     assert c.num_patches == 196
 
 
@@ -49,7 +49,7 @@ def test_preset_overrides_and_unknown_names():
     ("embed_dim", 1.5), ("embed_dim", "64"), ("embed_dim", True), ("embed_dim", 2**31),
     ("seed", -1), ("seed", 2**64), ("warmup_steps", 2**63), ("lr", "fast"), ("lr", 1e39),
     ("allow_overlap", 2), ("enc_mask_scale", 0.5), ("enc_mask_scale", (0.1, 0.2, 0.3)),
-    ("aspect_ratio", ("a", 1.0)), ("n_threads", None),
+    ("aspect_ratio", ("a", 1.0)), ("n_threads", None), ("ragged_context", 2),
 ])
 def test_wrong_types_and_ranges_are_refused(field, value):
     c = ijepa.Config()
@@ -73,8 +73,8 @@ def test_numpy_scalars_accepted():
 
 def test_c_round_trip_and_copies():
     c = tiny_config(allow_overlap=True, full_grid=True, seed=123456789012345, mlp_ratio=2.5,
-                    pred_num_heads=4, aspect_ratio=(0.5, 2.0))
-    assert ijepa.Config.from_c(c.to_c()) == c
+                    pred_num_heads=4, aspect_ratio=(0.5, 2.0), ragged_context=True)
+    assert ijepa.Config.from_c(c.to_c()) == c and c.to_c().ragged_context == 1
     assert c.to_c().struct_size == ijepa._lib.ctypes.sizeof(ijepa._lib.ijepa_config)
     d = c.replace(depth=3)
     assert d.depth == 3 and c.depth == 1
