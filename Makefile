@@ -123,8 +123,10 @@ fuzz-test: stage
 demo: demo-deps stage
 	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_demo.py --minutes $(DEMO_MINUTES) --out $(OUT)/demo
 
+# EVAL_ARGS: e.g. "--ragged", "--ragged --full-grid", "--last-k 1,4", "--threads 1" (docs/ragged.md)
+EVAL_ARGS ?=
 eval-fmnist: demo-deps stage
-	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_eval.py --epochs $(EPOCHS) --out $(OUT)/eval
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_eval.py --epochs $(EPOCHS) --out $(OUT)/eval $(EVAL_ARGS)
 
 # Benchmark against PyTorch (dev-only: torch is pip-installed here, never needed by the library).
 TORCH_VERSION ?= 2.13.0

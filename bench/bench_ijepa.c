@@ -6,10 +6,17 @@
  *   bench_ijepa masks  IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH COUNT MASKFILE
  *   bench_ijepa sgemm  N THREADS ITERS
  *   bench_ijepa allocs IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS MASKFILE
+ *   bench_ijepa variants IMG PATCH CHANS DIM DEPTH HEADS PDIM PDEPTH BATCH THREADS ITERS
+ *
+ * "variants" times the train step of this library alone (the official code has no such
+ * options) for the official masks, ragged contexts, and ragged contexts with full_grid
+ * (docs/ragged.md): all three models draw their masks from the same seed, alternate step by
+ * step, and report per-iteration seconds and the mean context length per image.
  *
  * "allocs" counts heap allocations inside the library in the steady state: one untimed pass of
  * train steps over every mask batch (so every buffer has reached its largest shape), then a
- * second pass counted, then encode likewise. This program defines malloc, calloc, realloc,
+ * second pass counted, then the same with masks the library samples itself (NULL masks), then
+ * encode likewise. This program defines malloc, calloc, realloc,
  * posix_memalign, aligned_alloc and memalign itself (forwarding to glibc's __libc_* entry
  * points), so the library's calls, Swift runtime included, resolve to them and are counted.
  *
@@ -137,7 +144,44 @@ int main(int argc, char **argv) {
     float *img = malloc(n * sizeof(float));
     fill_images(img, n);
     double *t = malloc(sizeof(double) * iters);
-    if (!strcmp(mode, "encode")) {
+    if (!strcmp(mode, "variants")) {
+        ijepa_model *v[3] = {m, NULL, NULL};
+        const char *name[3] = {"official", "ragged", "ragged+full_grid"};
+        ijepa_config c1 = cfg, c2 = cfg;
+        c1.ragged_context = 1;
+        c2.ragged_context = 1; c2.full_grid = 1;
+        if (ijepa_model_create(&c1, &v[1]) || ijepa_model_create(&c2, &v[2])) die("create");
+        double *tv = malloc(sizeof(double) * 3 * iters), ctx[3] = {0, 0, 0};
+        ijepa_step_stats st;
+        for (int i = -2; i < iters; i++) {
+            for (int k = 0; k < 3; k++) {
+                ijepa_ragged_masks r;
+                if (ijepa_masks_sample_ragged(v[k], batch, &r)) die("masks");
+                int32_t shortest = r.k_enc_max;
+                long total = 0;
+                for (int j = 0; j < r.num_enc * batch; j++) {
+                    total += r.enc_len[j];
+                    if (r.enc_len[j] < shortest) shortest = r.enc_len[j];
+                }
+                if (k == 0) for (int j = 0; j < r.num_enc * batch; j++) r.enc_len[j] = shortest;   /* the official cut */
+                double t0 = now();
+                if (ijepa_train_step_ragged(v[k], img, batch, &r, &st)) die("train_step");
+                if (i >= 0) {
+                    tv[k * iters + i] = now() - t0;
+                    ctx[k] += (k == 0 ? (double)shortest : (double)total / (r.num_enc * batch)) / iters;
+                }
+                ijepa_ragged_masks_free(&r);
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            printf("{\"impl\":\"ijepa\",\"mode\":\"train\",\"variant\":\"%s\",\"mean_context\":%.2f,\"times\":[",
+                   name[k], ctx[k]);
+            for (int i = 0; i < iters; i++) printf("%s%.6f", i ? "," : "", tv[k * iters + i]);
+            printf("]}\n");
+        }
+        ijepa_model_free(v[1]);
+        ijepa_model_free(v[2]);
+    } else if (!strcmp(mode, "encode")) {
         float *pooled = malloc((size_t)batch * cfg.embed_dim * sizeof(float));
         for (int i = 0; i < 2; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
         for (int i = 0; i < iters; i++) {
@@ -168,12 +212,18 @@ int main(int argc, char **argv) {
             long c0 = alloc_count, b0 = alloc_bytes;
             for (int k = 0; k < count; k++) if (ijepa_train_step(m, img, batch, &mk[k], &st)) die("train_step");
             long tc = alloc_count - c0, tb = alloc_bytes - b0;
+            /* the same with masks sampled by the library (NULL masks) */
+            for (int k = 0; k < count; k++) if (ijepa_train_step(m, img, batch, NULL, &st)) die("train_step");
+            c0 = alloc_count;
+            for (int k = 0; k < count; k++) if (ijepa_train_step(m, img, batch, NULL, &st)) die("train_step");
+            long sc = alloc_count - c0;
             for (int i = 0; i < 2; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
             c0 = alloc_count; b0 = alloc_bytes;
             for (int i = 0; i < count; i++) if (ijepa_encode(m, img, batch, IJEPA_TARGET_ENCODER, NULL, pooled)) die("encode");
             printf("{\"impl\":\"ijepa\",\"mode\":\"allocs\",\"train_allocs_per_step\":%.2f,\"train_bytes_per_step\":%.1f,"
+                   "\"sampled_masks_allocs_per_step\":%.2f,"
                    "\"encode_allocs_per_call\":%.2f,\"encode_bytes_per_call\":%.1f}\n",
-                   (double)tc / count, (double)tb / count, (double)(alloc_count - c0) / count,
+                   (double)tc / count, (double)tb / count, (double)sc / count, (double)(alloc_count - c0) / count,
                    (double)(alloc_bytes - b0) / count);
             ijepa_model_free(m);
             return 0;

@@ -9,6 +9,9 @@ import Synchronization
 /// What an ijepa_model* points to: the engine model plus C strings for its tensor names.
 final class ModelBox: @unchecked Sendable {   // used by one thread at a time (the header's rule)
     let model: Model
+    /// Caller masks are copied into these arrays, reused from call to call (a steady training
+    /// step with caller masks does not allocate).
+    var maskScratch = MaskSet(batch: 0, numEnc: 0, kEnc: 0, numPred: 0, kPred: 0, enc: [], pred: [])
     /// [PARAMS-layout names, TARGET names], strdup'd once, freed with the box.
     let names: [[UnsafeMutablePointer<CChar>]]
 
@@ -18,6 +21,21 @@ final class ModelBox: @unchecked Sendable {   // used by one thread at a time (t
     }
 
     deinit { for list in names { for p in list { free(p) } } }
+
+    /// Copies caller masks into maskScratch, reusing its arrays' storage.
+    func fillMasks(batch: Int, numEnc: Int, kEnc: Int, numPred: Int, kPred: Int, enc: UnsafeBufferPointer<Int32>,
+                   pred: UnsafeBufferPointer<Int32>, encLen: UnsafeBufferPointer<Int32>?) {
+        maskScratch.batch = batch; maskScratch.numEnc = numEnc; maskScratch.kEnc = kEnc
+        maskScratch.numPred = numPred; maskScratch.kPred = kPred
+        maskScratch.enc.removeAll(keepingCapacity: true); maskScratch.enc.append(contentsOf: enc)
+        maskScratch.pred.removeAll(keepingCapacity: true); maskScratch.pred.append(contentsOf: pred)
+        if let encLen {
+            if maskScratch.encLen == nil { maskScratch.encLen = [] }
+            maskScratch.encLen!.removeAll(keepingCapacity: true); maskScratch.encLen!.append(contentsOf: encLen)
+        } else {
+            maskScratch.encLen = nil
+        }
+    }
 }
 
 /// Live models by handle. A handle is an id that is never reused (not an address), so a
@@ -62,8 +80,9 @@ func checkImages(_ images: UnsafePointer<Float>?, _ m: Model, _ batch: Int) thro
 }
 
 /// Copies and validates caller masks (NULL → nil: the model samples its own).
-func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throws -> MaskSet? {
+func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ b: ModelBox, batch: Int) throws -> MaskSet? {
     guard let mp else { return nil }
+    let m = b.model
     let k = mp.pointee
     let N = m.config.numPatches
     if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
@@ -78,16 +97,15 @@ func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ m: Model, batch: Int) throw
     guard let enc = k.enc else { throw invalid("masks->enc is NULL") }
     guard let pred = k.pred else { throw invalid("masks->pred is NULL") }
     let ne = Int(k.num_enc) * batch * Int(k.k_enc), np = Int(k.num_pred) * batch * Int(k.k_pred)
-    let set = MaskSet(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc), numPred: Int(k.num_pred),
-                      kPred: Int(k.k_pred), enc: Array(UnsafeBufferPointer(start: enc, count: ne)),
-                      pred: Array(UnsafeBufferPointer(start: pred, count: np)))
-    try set.validate(numPatches: N)
-    return set
+    b.fillMasks(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc), numPred: Int(k.num_pred), kPred: Int(k.k_pred),
+                enc: UnsafeBufferPointer(start: enc, count: ne), pred: UnsafeBufferPointer(start: pred, count: np), encLen: nil)
+    return b.maskScratch   // the engine validates the indices
 }
 
 /// Copies and validates caller ragged masks (NULL → nil: the model samples ragged masks).
-func raggedMasksFromC(_ mp: UnsafePointer<ijepa_ragged_masks>?, _ m: Model, batch: Int) throws -> MaskSet? {
+func raggedMasksFromC(_ mp: UnsafePointer<ijepa_ragged_masks>?, _ b: ModelBox, batch: Int) throws -> MaskSet? {
     guard let mp else { return nil }
+    let m = b.model
     let k = mp.pointee
     let N = m.config.numPatches
     if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
@@ -104,12 +122,10 @@ func raggedMasksFromC(_ mp: UnsafePointer<ijepa_ragged_masks>?, _ m: Model, batc
     guard let pred = k.pred else { throw invalid("masks->pred is NULL") }
     let nl = Int(k.num_enc) * batch
     let ne = nl * Int(k.k_enc_max), np = Int(k.num_pred) * batch * Int(k.k_pred)
-    let set = MaskSet(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc_max), numPred: Int(k.num_pred),
-                      kPred: Int(k.k_pred), enc: Array(UnsafeBufferPointer(start: enc, count: ne)),
-                      pred: Array(UnsafeBufferPointer(start: pred, count: np)),
-                      encLen: Array(UnsafeBufferPointer(start: len, count: nl)))
-    try set.validate(numPatches: N)
-    return set
+    b.fillMasks(batch: batch, numEnc: Int(k.num_enc), kEnc: Int(k.k_enc_max), numPred: Int(k.num_pred),
+                kPred: Int(k.k_pred), enc: UnsafeBufferPointer(start: enc, count: ne),
+                pred: UnsafeBufferPointer(start: pred, count: np), encLen: UnsafeBufferPointer(start: len, count: nl))
+    return b.maskScratch   // the engine validates lengths and indices
 }
 
 /// malloc'ed copy of `a` (at least one element, so a valid pointer is never NULL).
@@ -247,7 +263,7 @@ public func ijepa_train_step(_ m: OpaquePointer?, _ images: UnsafePointer<Float>
         let b = try box(m)
         let B = try checkBatch(batch)
         let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b.model, batch: B)
+        let mk = try masksFromC(masks, b, batch: B)
         let s = try b.model.trainStep(images: img, batch: B, masks: mk)
         writeStats(s, stats)
     }
@@ -260,7 +276,7 @@ public func ijepa_forward_backward(_ m: OpaquePointer?, _ images: UnsafePointer<
         let b = try box(m)
         let B = try checkBatch(batch)
         let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b.model, batch: B)
+        let mk = try masksFromC(masks, b, batch: B)
         let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
         loss?.pointee = l
     }
@@ -274,7 +290,7 @@ public func ijepa_train_step_ragged(_ m: OpaquePointer?, _ images: UnsafePointer
         let b = try box(m)
         let B = try checkBatch(batch)
         let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b.model, batch: B)
+        let mk = try raggedMasksFromC(masks, b, batch: B)
         let s = try b.model.trainStep(images: img, batch: B, masks: mk, ragged: true)
         writeStats(s, stats)
     }
@@ -287,7 +303,7 @@ public func ijepa_forward_backward_ragged(_ m: OpaquePointer?, _ images: UnsafeP
         let b = try box(m)
         let B = try checkBatch(batch)
         let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b.model, batch: B)
+        let mk = try raggedMasksFromC(masks, b, batch: B)
         let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true)
         loss?.pointee = l
     }

@@ -16,18 +16,24 @@ func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr, _ S: Int, rowOff
                       probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
-    let r0 = rowOff[0], p0 = probOff[0]
-    ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64))) { pairs in
-        for sh in pairs {
-            let s = sh / H, h = sh % H
-            let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
-            let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
-            let p = probs + (probOff[s] - p0) + h * T * T
-            sgemm(false, true, T, T, hd, scale, q, W3, k, W3, 0, p, T)
-            softmaxRows(p, T, T)
-            sgemm(false, false, T, hd, T, 1, p, T, v, W3, 0, out + row * W + h * hd, W)
+    struct Body: ChunkBody {
+        let out: FPtr, probs: FPtr, qkv: CFPtr, rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>
+        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int
+        func callAsFunction(_: Int, _ pairs: Range<Int>) {
+            for sh in pairs {
+                let s = sh / H, h = sh % H
+                let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+                let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
+                let p = probs + (probOff[s] - p0) + h * T * T
+                sgemm(false, true, T, T, hd, scale, q, W3, k, W3, 0, p, T)
+                softmaxRows(p, T, T)
+                sgemm(false, false, T, hd, T, 1, p, T, v, W3, 0, out + row * W + h * hd, W)
+            }
         }
     }
+    ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64)),
+               Body(out: out, probs: probs, qkv: qkv, rowOff: rowOff, probOff: probOff, W: W, H: H, hd: hd, W3: W3,
+                    scale: scale, r0: rowOff[0], p0: probOff[0]))
 }
 
 /// dqkv rows are overwritten. scratch needs 2 · ex.threads · maxT² floats (one maxT² per chunk).
@@ -36,27 +42,34 @@ func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPt
                        _ W: Int, _ H: Int, _ ex: Exec) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
-    let r0 = rowOff[0], p0 = probOff[0]
-    ex.forEachChunk(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64))) { chunk, pairs in
-        let dp = scratch + chunk * maxT * maxT
-        for sh in pairs {
-            let s = sh / H, h = sh % H
-            let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
-            let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
-            let dq = dqkv + row * W3 + h * hd, dk = dq + W, dv = dq + 2 * W
-            let p = probs + (probOff[s] - p0) + h * T * T
-            let dO = dout + row * W + h * hd
-            sgemm(false, true, T, T, hd, 1, dO, W, v, W3, 0, dp, T)      // dP = dO·Vᵀ
-            sgemm(true, false, T, hd, T, 1, p, T, dO, W, 0, dv, W3)      // dV = Pᵀ·dO
-            for i in 0..<T {                                              // dS = P ⊙ (dP − rowsum(P⊙dP))
-                let pr = p + i * T, dr = dp + i * T
-                let dot = rowDot(pr, dr, T)
-                for j in 0..<T { dr[j] = pr[j] * (dr[j] - dot) }
+    struct Body: ChunkBody {
+        let dqkv: FPtr, scratch: FPtr, dout: CFPtr, qkv: CFPtr, probs: CFPtr
+        let rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>, maxT: Int
+        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int
+        func callAsFunction(_ chunk: Int, _ pairs: Range<Int>) {
+            let dp = scratch + chunk * maxT * maxT
+            for sh in pairs {
+                let s = sh / H, h = sh % H
+                let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+                let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
+                let dq = dqkv + row * W3 + h * hd, dk = dq + W, dv = dq + 2 * W
+                let p = probs + (probOff[s] - p0) + h * T * T
+                let dO = dout + row * W + h * hd
+                sgemm(false, true, T, T, hd, 1, dO, W, v, W3, 0, dp, T)      // dP = dO·Vᵀ
+                sgemm(true, false, T, hd, T, 1, p, T, dO, W, 0, dv, W3)      // dV = Pᵀ·dO
+                for i in 0..<T {                                              // dS = P ⊙ (dP − rowsum(P⊙dP))
+                    let pr = p + i * T, dr = dp + i * T
+                    let dot = rowDot(pr, dr, T)
+                    for j in 0..<T { dr[j] = pr[j] * (dr[j] - dot) }
+                }
+                sgemm(false, false, T, hd, T, scale, dp, T, k, W3, 0, dq, W3) // dQ = scale·dS·K
+                sgemm(true, false, T, hd, T, scale, dp, T, q, W3, 0, dk, W3)  // dK = scale·dSᵀ·Q
             }
-            sgemm(false, false, T, hd, T, scale, dp, T, k, W3, 0, dq, W3) // dQ = scale·dS·K
-            sgemm(true, false, T, hd, T, scale, dp, T, q, W3, 0, dk, W3)  // dK = scale·dSᵀ·Q
         }
     }
+    ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64)),
+               Body(dqkv: dqkv, scratch: scratch, dout: dout, qkv: qkv, probs: probs, rowOff: rowOff, probOff: probOff,
+                    maxT: maxT, W: W, H: H, hd: hd, W3: W3, scale: scale, r0: rowOff[0], p0: probOff[0]))
 }
 
 /// Uniform-length forms (S sequences of T tokens; probs [S, H, T, T]).

@@ -3,30 +3,35 @@
 /// out = (x − mean)·rstd·w + b ; mean[M], rstd[M] saved for backward (two-pass variance).
 func layerNormForward(_ out: FPtr, _ mean: FPtr?, _ rstd: FPtr?, _ inp: CFPtr,
                       _ weight: CFPtr?, _ bias: CFPtr?, _ M: Int, _ C: Int, _ eps: Float, _ ex: Exec) {
-    ex.forEach(M, grain: max(1, 16384 / max(C, 1))) { rows in
-        for r in rows {
-            let x = inp + r * C, y = out + r * C
-            let mu = rowSum(x, C) / Float(C)
-            let m16 = F16(repeating: mu)
-            var acc = F16(repeating: 0)
-            var i = 0
-            while i + 16 <= C { let d = load16(x + i) - m16; acc += d * d; i += 16 }
-            var tail = Float(0)
-            while i < C { let d = x[i] - mu; tail += d * d; i += 1 }
-            let rs = 1 / ((acc.sum() + tail) / Float(C) + eps).squareRoot()
-            let r16 = F16(repeating: rs)
-            i = 0
-            if let weight, let bias {
-                while i + 16 <= C { store16((load16(x + i) - m16) * r16 * load16(weight + i) + load16(bias + i), y + i); i += 16 }
-                while i < C { y[i] = (x[i] - mu) * rs * weight[i] + bias[i]; i += 1 }
-            } else {
-                while i + 16 <= C { store16((load16(x + i) - m16) * r16, y + i); i += 16 }
-                while i < C { y[i] = (x[i] - mu) * rs; i += 1 }
+    struct Body: ChunkBody {
+        let out: FPtr, mean: FPtr?, rstd: FPtr?, inp: CFPtr, weight: CFPtr?, bias: CFPtr?, C: Int, eps: Float
+        func callAsFunction(_: Int, _ rows: Range<Int>) {
+            for r in rows {
+                let x = inp + r * C, y = out + r * C
+                let mu = rowSum(x, C) / Float(C)
+                let m16 = F16(repeating: mu)
+                var acc = F16(repeating: 0)
+                var i = 0
+                while i + 16 <= C { let d = load16(x + i) - m16; acc += d * d; i += 16 }
+                var tail = Float(0)
+                while i < C { let d = x[i] - mu; tail += d * d; i += 1 }
+                let rs = 1 / ((acc.sum() + tail) / Float(C) + eps).squareRoot()
+                let r16 = F16(repeating: rs)
+                i = 0
+                if let weight, let bias {
+                    while i + 16 <= C { store16((load16(x + i) - m16) * r16 * load16(weight + i) + load16(bias + i), y + i); i += 16 }
+                    while i < C { y[i] = (x[i] - mu) * rs * weight[i] + bias[i]; i += 1 }
+                } else {
+                    while i + 16 <= C { store16((load16(x + i) - m16) * r16, y + i); i += 16 }
+                    while i < C { y[i] = (x[i] - mu) * rs; i += 1 }
+                }
+                mean?[r] = mu
+                rstd?[r] = rs
             }
-            mean?[r] = mu
-            rstd?[r] = rs
         }
     }
+    ex.forEach(M, grain: max(1, 16384 / max(C, 1)),
+               Body(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, C: C, eps: eps))
 }
 
 /// dinp (+)= LN backward; dweight += Σ dout·x̂ ; dbias += Σ dout.
@@ -38,29 +43,35 @@ func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: C
     let chunks = ex.chunkCount(M, grain: max(1, 16384 / max(C, 1)))
     let partial = try ex.scratch.ensure(2 * C * chunks)
     partial.update(repeating: 0, count: 2 * C * chunks)
-    ex.forEachChunk(M, grain: max(1, 16384 / max(C, 1))) { chunk, rows in
-        let pw = partial + 2 * C * chunk, pb = pw + C
-        for r in rows {
-            let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
-            let mu = mean[r], rs = rstd[r]
-            var sumG = Float(0), sumGX = Float(0)
-            for i in 0..<C {
-                let xh = (x[i] - mu) * rs
-                let g = weight.map { dy[i] * $0[i] } ?? dy[i]
-                sumG += g
-                sumGX += g * xh
-                pw[i] += dy[i] * xh
-                pb[i] += dy[i]
-            }
-            let mG = sumG / Float(C), mGX = sumGX / Float(C)
-            for i in 0..<C {
-                let g = weight.map { dy[i] * $0[i] } ?? dy[i]
-                let xh = (x[i] - mu) * rs
-                let v = (g - mG - xh * mGX) * rs
-                if accumulate { dx[i] += v } else { dx[i] = v }
+    struct Body: ChunkBody {
+        let dinp: FPtr, dout: CFPtr, inp: CFPtr, mean: CFPtr, rstd: CFPtr, weight: CFPtr?, C: Int
+        let accumulate: Bool, partial: FPtr
+        func callAsFunction(_ chunk: Int, _ rows: Range<Int>) {
+            let pw = partial + 2 * C * chunk, pb = pw + C
+            for r in rows {
+                let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
+                let mu = mean[r], rs = rstd[r]
+                var sumG = Float(0), sumGX = Float(0)
+                for i in 0..<C {
+                    let xh = (x[i] - mu) * rs
+                    let g = weight.map { dy[i] * $0[i] } ?? dy[i]
+                    sumG += g
+                    sumGX += g * xh
+                    pw[i] += dy[i] * xh
+                    pb[i] += dy[i]
+                }
+                let mG = sumG / Float(C), mGX = sumGX / Float(C)
+                for i in 0..<C {
+                    let g = weight.map { dy[i] * $0[i] } ?? dy[i]
+                    let xh = (x[i] - mu) * rs
+                    let v = (g - mG - xh * mGX) * rs
+                    if accumulate { dx[i] += v } else { dx[i] = v }
+                }
             }
         }
     }
+    ex.forEach(M, grain: max(1, 16384 / max(C, 1)), Body(dinp: dinp, dout: dout, inp: inp, mean: mean, rstd: rstd,
+                                                          weight: weight, C: C, accumulate: accumulate, partial: partial))
     for c in 0..<chunks {
         let pw = partial + 2 * C * c, pb = pw + C
         if let dweight { for i in 0..<C { dweight[i] += pw[i] } }

@@ -21,30 +21,35 @@ func rowGrain(_ flopsPerRow: Int) -> Int { max(1, 1_000_000 / max(1, flopsPerRow
 /// computed as (residual + b) + inp·Wᵀ, the same floats as copying residual and accumulating)
 func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
                    _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, residual: CFPtr? = nil, _ ex: Exec) {
-    ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
-        let r0 = rows.lowerBound, m = rows.count
-        let o = out + r0 * O
-        var beta: Float = accumulate ? 1 : 0
-        if let residual {
-            let res = residual + r0 * O
-            if let bias {
-                for r in 0..<m {
-                    let row = o + r * O, src = res + r * O
-                    for c in 0..<O { row[c] = src[c] + bias[c] }
+    struct Body: ChunkBody {
+        let out: FPtr, inp: CFPtr, weight: CFPtr, bias: CFPtr?, I: Int, O: Int, accumulate: Bool, residual: CFPtr?
+        func callAsFunction(_: Int, _ rows: Range<Int>) {
+            let r0 = rows.lowerBound, m = rows.count
+            let o = out + r0 * O
+            var beta: Float = accumulate ? 1 : 0
+            if let residual {
+                let res = residual + r0 * O
+                if let bias {
+                    for r in 0..<m {
+                        let row = o + r * O, src = res + r * O
+                        for c in 0..<O { row[c] = src[c] + bias[c] }
+                    }
+                } else {
+                    o.update(from: res, count: m * O)
                 }
-            } else {
-                o.update(from: res, count: m * O)
+                beta = 1
+            } else if let bias {
+                for r in 0..<m {
+                    let row = o + r * O
+                    if accumulate { for c in 0..<O { row[c] += bias[c] } } else { row.update(from: bias, count: O) }
+                }
+                beta = 1
             }
-            beta = 1
-        } else if let bias {
-            for r in 0..<m {
-                let row = o + r * O
-                if accumulate { for c in 0..<O { row[c] += bias[c] } } else { row.update(from: bias, count: O) }
-            }
-            beta = 1
+            sgemm(false, true, m, O, I, 1, inp + r0 * I, I, weight, I, beta, o, O)
         }
-        sgemm(false, true, m, O, I, 1, inp + r0 * I, I, weight, I, beta, o, O)
     }
+    ex.forEach(M, grain: rowGrain(2 * I * O), Body(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O,
+                                                   accumulate: accumulate, residual: residual))
 }
 
 /// dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate); dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
@@ -57,10 +62,14 @@ func linearBackward(_ dinp: FPtr?, _ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPt
 /// The input half of linearBackward: dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate).
 func linearBackwardInput(_ dinp: FPtr, _ dout: CFPtr, _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int,
                          accumulate: Bool = false, _ ex: Exec) {
-    ex.forEach(M, grain: rowGrain(2 * I * O)) { rows in
-        sgemm(false, false, rows.count, I, O, 1, dout + rows.lowerBound * O, O, weight, I,
-              accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
+    struct Body: ChunkBody {
+        let dinp: FPtr, dout: CFPtr, weight: CFPtr, I: Int, O: Int, accumulate: Bool
+        func callAsFunction(_: Int, _ rows: Range<Int>) {
+            sgemm(false, false, rows.count, I, O, 1, dout + rows.lowerBound * O, O, weight, I,
+                  accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
+        }
     }
+    ex.forEach(M, grain: rowGrain(2 * I * O), Body(dinp: dinp, dout: dout, weight: weight, I: I, O: O, accumulate: accumulate))
 }
 
 /// The parameter half of linearBackward: dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
@@ -72,32 +81,46 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
                           _ M: Int, _ I: Int, _ O: Int, _ ex: Exec) {
     let parts = ex.threads == 1 ? 1 : min(ex.threads, M / 512)
     if parts >= 2, let buf = try? ex.scratch.ensure(parts * (O * I + O)) {
+        // part c: partial dW, db of rows M·c/parts ..< M·(c+1)/parts into buf + c·(O·I + O)
+        struct Partial: ChunkBody {
+            let buf: FPtr, dout: CFPtr, inp: CFPtr, I: Int, O: Int, bias: Bool
+            func callAsFunction(_ c: Int, _ rows: Range<Int>) {
+                let pw = buf + c * (O * I + O), pb = pw + O * I
+                sgemm(true, false, O, I, rows.count, 1, dout + rows.lowerBound * O, O, inp + rows.lowerBound * I, I, 0, pw, I)
+                if bias {
+                    pb.update(repeating: 0, count: O)
+                    columnSumAccumulate(pb, dout + rows.lowerBound * O, rows.count, O, ld: O)
+                }
+            }
+        }
+        // the parts summed in order into dW (entries 0..<O·I) and db (the rest)
+        struct Reduce: ChunkBody {
+            let buf: CFPtr, dweight: FPtr, dbias: FPtr?, parts: Int, per: Int, OI: Int
+            func callAsFunction(_: Int, _ r: Range<Int>) {
+                for j in r {
+                    var sum = buf[j]
+                    for c in 1..<parts { sum += buf[c * per + j] }
+                    if j < OI { dweight[j] += sum } else if let dbias { dbias[j - OI] += sum }
+                }
+            }
+        }
         let per = O * I + O
-        ex.pool.run(tasks: parts) { c in
-            let r0 = M * c / parts, r1 = M * (c + 1) / parts
-            let pw = buf + c * per, pb = pw + O * I
-            sgemm(true, false, O, I, r1 - r0, 1, dout + r0 * O, O, inp + r0 * I, I, 0, pw, I)
-            if dbias != nil {
-                pb.update(repeating: 0, count: O)
-                columnSumAccumulate(pb, dout + r0 * O, r1 - r0, O, ld: O)
-            }
-        }
-        let n = dbias != nil ? per : O * I
-        ex.forEach(n, grain: 16384) { r in
-            for j in r {
-                var sum = buf[j]
-                for c in 1..<parts { sum += buf[c * per + j] }
-                if j < O * I { dweight[j] += sum } else { dbias![j - O * I] += sum }
-            }
-        }
+        ex.pool.run(tasks: parts, ChunkTask(body: Partial(buf: buf, dout: dout, inp: inp, I: I, O: O, bias: dbias != nil),
+                                            n: M, chunks: parts))
+        ex.forEach(dbias != nil ? per : O * I, grain: 16384,
+                   Reduce(buf: buf, dweight: dweight, dbias: dbias, parts: parts, per: per, OI: O * I))
         return
     }
     // split the output rows of dW (and the columns of db): no reduction across threads
-    ex.forEach(O, grain: max(8, rowGrain(2 * M * I))) { cols in
-        let o0 = cols.lowerBound, n = cols.count
-        sgemm(true, false, n, I, M, 1, dout + o0, O, inp, I, 1, dweight + o0 * I, I)
-        if let dbias { columnSumAccumulate(dbias + o0, dout + o0, M, n, ld: O) }
+    struct Columns: ChunkBody {
+        let dweight: FPtr, dbias: FPtr?, dout: CFPtr, inp: CFPtr, M: Int, I: Int, O: Int
+        func callAsFunction(_: Int, _ cols: Range<Int>) {
+            let o0 = cols.lowerBound, n = cols.count
+            sgemm(true, false, n, I, M, 1, dout + o0, O, inp, I, 1, dweight + o0 * I, I)
+            if let dbias { columnSumAccumulate(dbias + o0, dout + o0, M, n, ld: O) }
+        }
     }
+    ex.forEach(O, grain: max(8, rowGrain(2 * M * I)), Columns(dweight: dweight, dbias: dbias, dout: dout, inp: inp, M: M, I: I, O: O))
 }
 
 /// acc[0..<cols] += Σ_r x[r * ld + 0..<cols]

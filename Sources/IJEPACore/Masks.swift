@@ -44,16 +44,26 @@ public struct MaskSet: Equatable, Sendable {
     /// - `.invalidArgument`: numPatches < 1, an index out of range, or a repeated index.
     /// Indices need not be sorted (the engine gathers them in the given order).
     public func validate(numPatches: Int) throws {
+        var seen: [UInt32] = []
+        try validate(numPatches: numPatches, seen: &seen)
+    }
+
+    /// validate(numPatches:) with a caller-kept scratch table (so a steady training step does
+    /// not allocate); `seen` is resized and cleared as needed.
+    public func validate(numPatches: Int, seen: inout [UInt32]) throws {
         guard numPatches >= 1 else {
             throw IJEPAError.invalidArgument("masks: numPatches must be >= 1, got \(numPatches)")
         }
-        for (value, name) in [(batch, "batch"), (numEnc, "numEnc"), (kEnc, "kEnc"),
-                              (numPred, "numPred"), (kPred, "kPred")] where value < 1 {
-            throw IJEPAError.shape("masks: \(name) must be >= 1, got \(value)")
+        // (no array literals of names here: they would allocate on every step)
+        func positive(_ value: Int, _ name: StaticString) throws {
+            if value < 1 { throw IJEPAError.shape("masks: \(name) must be >= 1, got \(value)") }
         }
-        for (k, name) in [(kEnc, "kEnc"), (kPred, "kPred")] where k > numPatches {
-            throw IJEPAError.shape("masks: \(name) (\(k)) exceeds the number of patches (\(numPatches))")
+        try positive(batch, "batch"); try positive(numEnc, "numEnc"); try positive(kEnc, "kEnc")
+        try positive(numPred, "numPred"); try positive(kPred, "kPred")
+        func fits(_ k: Int, _ name: StaticString) throws {
+            if k > numPatches { throw IJEPAError.shape("masks: \(name) (\(k)) exceeds the number of patches (\(numPatches))") }
         }
+        try fits(kEnc, "kEnc"); try fits(kPred, "kPred")
         try Self.checkCount(enc.count, numEnc, "enc", "numEnc", kEnc, "kEnc", batch: batch)
         try Self.checkCount(pred.count, numPred, "pred", "numPred", kPred, "kPred", batch: batch)
         if let encLen {
@@ -63,8 +73,9 @@ public struct MaskSet: Equatable, Sendable {
             }
         }
 
-        // Generation-stamped "seen" table: one allocation, no clearing between rows.
-        var seen = [UInt32](repeating: 0, count: numPatches)
+        // Generation-stamped "seen" table: cleared once, not between rows.
+        seen.removeAll(keepingCapacity: true)
+        seen.append(contentsOf: repeatElement(0, count: numPatches))
         var stamp: UInt32 = 0
         try Self.checkRows(enc, "enc", masks: numEnc, batch: batch, k: kEnc, lengths: encLen,
                            numPatches: numPatches, seen: &seen, stamp: &stamp)
@@ -128,6 +139,8 @@ public struct MaskCollator: Sendable {
     private let encScale: (Double, Double)
     private let predScale: (Double, Double)
     private let aspectRatio: (Double, Double)
+    /// Upper bounds of a target / context block's patch count over every draw (to size arrays once).
+    private let maxPredBlock: Int, maxEncBlock: Int
 
     /// Failed draws per constraint level before the official code drops one target-complement
     /// constraint (`og_timeout` in multiblock.py).
@@ -192,6 +205,8 @@ public struct MaskCollator: Sendable {
         }
         let bounds = [("target (pred)", largest(pred, ar), "pred_mask_scale"),
                       ("context (enc)", largest(enc, (1, 1)), "enc_mask_scale")]
+        maxPredBlock = bounds[0].1.0 * bounds[0].1.1
+        maxEncBlock = bounds[1].1.0 * bounds[1].1.1
         for (what, (h, w), scaleName) in bounds where h * w <= minKeep {
             throw bad("even the largest possible \(what) block, \(h)x\(w) = \(h * w) patches, is not more "
                       + "than min_keep = \(minKeep) on the \(g)x\(g) patch grid (image_size \(config.imageSize) "
@@ -261,18 +276,31 @@ public struct MaskCollator: Sendable {
     /// ragged: keep every context whole (kEnc = the longest, `encLen` set, padding -1) instead
     /// of the official cut to the batch minimum; the draws and the generator's advance are the same.
     public mutating func sample(batch: Int, ragged: Bool = false) throws -> MaskSet {
+        var out = MaskSet(batch: 0, numEnc: 0, kEnc: 0, numPred: 0, kPred: 0, enc: [], pred: [])
+        var scratch = SamplerScratch()
+        try sample(batch: batch, ragged: ragged, into: &out, scratch: &scratch)
+        return out
+    }
+
+    /// Working arrays of `sample(batch:ragged:into:scratch:)`, kept by the caller.
+    public struct SamplerScratch: Sendable {
+        var encStage: [Int32] = [], encLen: [Int] = [], cover: [Int32] = []
+        public init() {}
+        init(encStage: [Int32], encLen: [Int], cover: [Int32]) {
+            self.encStage = encStage; self.encLen = encLen; self.cover = cover
+        }
+    }
+
+    /// `sample(batch:ragged:)` into `out`, reusing the storage of its arrays and of `scratch`
+    /// (a steady training step that samples its own masks does not allocate).
+    public mutating func sample(batch: Int, ragged: Bool, into out: inout MaskSet, scratch: inout SamplerScratch) throws {
         guard batch >= 1 else {
             throw IJEPAError.invalidArgument("mask sampler: batch must be >= 1, got \(batch)")
         }
         let c = counter
         let (p, e) = blockSizes(counter: c)
-        for (what, (h, w)) in [("target (pred)", p), ("context (enc)", e)] where h * w <= minKeep {
-            throw IJEPAError.invalidArgument(
-                "mask sampler: batch number \(c) drew a \(what) block of \(h)x\(w) = \(h * w) patches, "
-                    + "not more than min_keep = \(minKeep), on the \(grid)x\(grid) patch grid; the official "
-                    + "sampler would loop forever here (facebookresearch/ijepa issue #68). Lower min_keep "
-                    + "or raise the mask scales.")
-        }
+        if p.0 * p.1 <= minKeep { throw tooSmall(c, "target (pred)", p) }
+        if e.0 * e.1 <= minKeep { throw tooSmall(c, "context (enc)", e) }
 
         let H = grid, W = grid
         let span = fullGrid ? 1 : 0          // randint(0, H-h) officially, randint(0, H-h+1) fixed
@@ -286,13 +314,22 @@ public struct MaskCollator: Sendable {
         }
         var rng = locationRNG
 
-        var pred = [Int32](repeating: 0, count: numPred * batch * kPred)
-        var encStage = [Int32](repeating: 0, count: numEnc * batch * encCap)
-        var encLen = [Int](repeating: 0, count: numEnc * batch)
+        func reset<T>(_ a: inout [T], _ n: Int, _ v: T) {
+            a.removeAll(keepingCapacity: true)
+            a.append(contentsOf: repeatElement(v, count: n))
+        }
+        var pred = out.pred, encStage = scratch.encStage, encLen = scratch.encLen, cover = scratch.cover
+        out.pred = []; scratch = SamplerScratch()   // now uniquely referenced: no copy on write
+        // sized once for the largest blocks this config can draw, so later batches do not allocate
+        pred.reserveCapacity(numPred * batch * max(kPred, maxPredBlock))
+        encStage.reserveCapacity(numEnc * batch * max(encCap, maxEncBlock))
+        reset(&pred, numPred * batch * kPred, 0)
+        reset(&encStage, numEnc * batch * encCap, 0)
+        reset(&encLen, numEnc * batch, 0)
         // cover[n] = index of the first target block of the current image holding patch n, or
         // numPred if none. Constraint level L (keep the complements of targets 0..<L) keeps n iff
         // cover[n] >= L.
-        var cover = [Int32](repeating: 0, count: H * W)
+        reset(&cover, H * W, 0)
         let uncovered = Int32(numPred)
 
         for b in 0..<batch {
@@ -348,16 +385,32 @@ public struct MaskCollator: Sendable {
 
         // Officially: truncate every context to the batch minimum, keeping the lowest raster
         // indices. Ragged: keep each whole, padded to the longest with -1.
-        let kEnc = ragged ? encLen.max()! : encLen.min()!
-        var enc = [Int32](repeating: -1, count: numEnc * batch * kEnc)
+        var kEnc = encLen[0]
+        for l in encLen { kEnc = ragged ? max(kEnc, l) : min(kEnc, l) }
+        var enc = out.enc, outLen = out.encLen ?? []
+        out.enc = []; out.encLen = nil
+        enc.reserveCapacity(numEnc * batch * max(encCap, maxEncBlock))
+        if ragged { outLen.reserveCapacity(numEnc * batch) }
+        reset(&enc, numEnc * batch * kEnc, -1)
         for row in 0..<(numEnc * batch) {
             let src = row * encCap, dst = row * kEnc
             for i in 0..<(ragged ? encLen[row] : kEnc) { enc[dst + i] = encStage[src + i] }
         }
+        outLen.removeAll(keepingCapacity: true)
+        if ragged { for l in encLen { outLen.append(Int32(l)) } }
 
         locationRNG = rng
         counter = c &+ 1
-        return MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred,
-                       enc: enc, pred: pred, encLen: ragged ? encLen.map { Int32($0) } : nil)
+        out = MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred,
+                      enc: enc, pred: pred, encLen: ragged ? outLen : nil)
+        scratch = SamplerScratch(encStage: encStage, encLen: encLen, cover: cover)
+    }
+
+    private func tooSmall(_ c: Int64, _ what: String, _ b: (Int, Int)) -> IJEPAError {
+        IJEPAError.invalidArgument(
+            "mask sampler: batch number \(c) drew a \(what) block of \(b.0)x\(b.1) = \(b.0 * b.1) patches, "
+                + "not more than min_keep = \(minKeep), on the \(grid)x\(grid) patch grid; the official "
+                + "sampler would loop forever here (facebookresearch/ijepa issue #68). Lower min_keep "
+                + "or raise the mask scales.")
     }
 }

@@ -195,8 +195,14 @@ public final class Model {
         if m.numPred != config.numPredMasks {
             throw IJEPAError.shape("masks.num_pred (\(m.numPred)) differs from the config's num_pred_masks (\(config.numPredMasks))")
         }
-        try m.validate(numPatches: config.numPatches)
+        try m.validate(numPatches: config.numPatches, seen: &maskSeen)
     }
+
+    /// Scratch of mask validation and of the model's own mask sampling (kept so that a steady
+    /// training step does not allocate).
+    var maskSeen: [UInt32] = []
+    var sampledMasks = MaskSet(batch: 0, numEnc: 0, kEnc: 0, numPred: 0, kPred: 0, enc: [], pred: [])
+    var samplerScratch = MaskCollator.SamplerScratch()
 
     static func checkFinite(_ p: CFPtr, _ n: Int, _ what: String) throws {
         var bad = false
@@ -253,6 +259,10 @@ public final class Model {
         // block p) holds context c then the Kt mask tokens at rows predOff[q]..<. With uniform
         // masks every context has Kc tokens; with ragged ones each keeps its own length.
         let nc = nenc * B
+        // (capacity for the longest possible contexts, so later batches do not allocate)
+        ctxIdx.reserveCapacity(nc * N); ctxImage.reserveCapacity(nc * N)
+        ctxLen.reserveCapacity(nc); ctxOff.reserveCapacity(nc + 1)
+        predLen.reserveCapacity(Sp); predOff.reserveCapacity(Sp + 1)
         ctxLen.removeAll(keepingCapacity: true); ctxOff.removeAll(keepingCapacity: true)
         ctxIdx.removeAll(keepingCapacity: true); ctxImage.removeAll(keepingCapacity: true)
         predLen.removeAll(keepingCapacity: true); predOff.removeAll(keepingCapacity: true)
@@ -419,25 +429,31 @@ public final class Model {
         // One parallel pass per tensor: the gradient's sum of squares and a dry run of the update
         // (an update that would overflow, e.g. a huge lr or weight decay, is an error with
         // nothing changed; with finite parameters and m in [0, 1] the EMA stays finite).
-        let ok = tensorFlags.ptr, sqs = tensorSquares
-        ex.forEach(tensors.count) { r in
-            for ti in r {
-                let t = tensors[ti]
-                let gt = g + t.offset
-                var sq = 0.0, i = 0
-                while i < t.count {
-                    let end = min(t.count, i + 4096)
-                    var part = Float(0)
-                    for j in i..<end { part += gt[j] * gt[j] }
-                    sq += Double(part)
-                    i = end
+        struct Check: ChunkBody {
+            let tensors: [TensorInfo], g: CFPtr, p: CFPtr, m: CFPtr, v: CFPtr, ok: FPtr, sqs: UnsafeMutablePointer<Double>
+            let scheduleOK: Bool, lr: Double, wd: Double, step: Int64, adam: AdamWHyper
+            func callAsFunction(_: Int, _ r: Range<Int>) {
+                for ti in r {
+                    let t = tensors[ti]
+                    let gt = g + t.offset
+                    var sq = 0.0, i = 0
+                    while i < t.count {
+                        let end = min(t.count, i + 4096)
+                        var part = Float(0)
+                        for j in i..<end { part += gt[j] * gt[j] }
+                        sq += Double(part)
+                        i = end
+                    }
+                    sqs[ti] = sq
+                    ok[ti] = scheduleOK && sq.isFinite
+                        && adamwUpdateStaysFinite(p + t.offset, gt, m + t.offset, v + t.offset, t.count,
+                                                  lr: lr, weightDecay: t.decay ? wd : 0, step: step, adam) ? 1 : 0
                 }
-                sqs[ti] = sq
-                ok[ti] = scheduleOK && sq.isFinite
-                    && adamwUpdateStaysFinite(p + t.offset, gt, mm + t.offset, vv + t.offset, t.count,
-                                              lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam) ? 1 : 0
             }
         }
+        let ok = tensorFlags.ptr, sqs = tensorSquares
+        ex.forEach(tensors.count, Check(tensors: tensors, g: g, p: p, m: mm, v: vv, ok: ok, sqs: sqs,
+                                        scheduleOK: scheduleOK, lr: lr, wd: wd, step: next, adam: adam))
         var sq = 0.0
         for ti in 0..<tensors.count { sq += sqs[ti] }
         if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
@@ -448,18 +464,26 @@ public final class Model {
         if let bad = (0..<tensors.count).first(where: { ok[$0] != 1 }) {
             throw IJEPAError.numeric("this update (lr \(lr), weight decay \(wd)) would make \(tensors[bad].name) or its AdamW moments non-finite; nothing was updated")
         }
-        ex.forEach(tensors.count) { r in
-            for ti in r {
-                let t = tensors[ti]
-                adamwUpdate(p + t.offset, g + t.offset, mm + t.offset, vv + t.offset, t.count,
-                            lr: lr, weightDecay: t.decay ? wd : 0, step: next, adam)
+        struct Update: ChunkBody {
+            let tensors: [TensorInfo], g: CFPtr, p: FPtr, m: FPtr, v: FPtr, lr: Double, wd: Double, step: Int64
+            let adam: AdamWHyper
+            func callAsFunction(_: Int, _ r: Range<Int>) {
+                for ti in r {
+                    let t = tensors[ti]
+                    adamwUpdate(p + t.offset, g + t.offset, m + t.offset, v + t.offset, t.count,
+                                lr: lr, weightDecay: t.decay ? wd : 0, step: step, adam)
+                }
             }
         }
+        ex.forEach(tensors.count, Update(tensors: tensors, g: g, p: p, m: mm, v: vv, lr: lr, wd: wd, step: next, adam: adam))
         // EMA: θ̄ ← m·θ̄ + (1−m)·θ over the encoder
-        let tp = target.ptr, mf = Float(m), omm = Float(1 - m)
-        ex.forEach(layout.encoderCount, grain: 65536) { r in
-            for j in r { tp[j] = tp[j] * mf + omm * p[j] }
+        struct EMA: ChunkBody {
+            let target: FPtr, p: CFPtr, m: Float, omm: Float
+            func callAsFunction(_: Int, _ r: Range<Int>) {
+                for j in r { target[j] = target[j] * m + omm * p[j] }
+            }
         }
+        ex.forEach(layout.encoderCount, grain: 65536, EMA(target: target.ptr, p: p, m: Float(m), omm: Float(1 - m)))
         step = next
         gradsReady = false
         var s = StepStats()
@@ -481,8 +505,9 @@ public final class Model {
         try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
         let saved = collator
         do {
-            let mk = try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext)
-            return try forwardBackward(images: images, batch: batch, masks: mk)
+            try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext, into: &sampledMasks,
+                                scratch: &samplerScratch)
+            return try forwardBackward(images: images, batch: batch, masks: sampledMasks)
         } catch {
             collator = saved
             throw error
@@ -518,9 +543,11 @@ public final class Model {
         try Self.checkFinite(out, B * N * D, "the encoder outputs (are the weights finite?)")
         if let tokens { tokens.update(from: out, count: B * N * D) }
         if let pooled {
+            // float64 sums in the model's scratch (targetLN is free outside training steps)
+            let acc = UnsafeMutableRawPointer(try targetLN.ensure(2 * D)).assumingMemoryBound(to: Double.self)
             for b in 0..<B {
                 let dst = pooled + b * D
-                var acc = [Double](repeating: 0, count: D)
+                acc.update(repeating: 0, count: D)
                 for n in 0..<N {
                     let row = out + (b * N + n) * D
                     for i in 0..<D { acc[i] += Double(row[i]) }
@@ -564,22 +591,30 @@ public final class Model {
         let badFlag = UnsafeMutablePointer<Bool>.allocate(capacity: ex.threads)
         defer { badFlag.deallocate() }
         badFlag.initialize(repeating: false, count: ex.threads)
-        stack.forwardInference(params: w, blocks: E.blocks, ex) { layer, s0, n, rows, worker in
-            guard layer >= first else { return }
-            let ln = scratch + worker * perWorker
-            let acc = UnsafeMutableRawPointer(ln + stack.chunkRows * D).assumingMemoryBound(to: Double.self)
-            layerNormForward(ln, nil, nil, rows, w + E.normW, w + E.normB, n * N, D, blockLNEps, .serial)
-            for i in 0..<(n * N * D) where !ln[i].isFinite { badFlag[worker] = true; break }
-            for k in 0..<n {
-                for i in 0..<D { acc[i] = 0 }
-                for t in 0..<N {
-                    let row = ln + (k * N + t) * D
-                    for i in 0..<D { acc[i] += Double(row[i]) }
+        struct Pool: LayerTap {
+            let first: Int, lastK: Int, N: Int, D: Int, chunkRows: Int, perWorker: Int
+            let scratch: FPtr, normW: CFPtr, normB: CFPtr, pooled: FPtr, badFlag: UnsafeMutablePointer<Bool>
+            func callAsFunction(_ layer: Int, _ s0: Int, _ n: Int, _ rows: CFPtr, _ worker: Int) {
+                guard layer >= first else { return }
+                let ln = scratch + worker * perWorker
+                let acc = UnsafeMutableRawPointer(ln + chunkRows * D).assumingMemoryBound(to: Double.self)
+                layerNormForward(ln, nil, nil, rows, normW, normB, n * N, D, blockLNEps, .serial)
+                for i in 0..<(n * N * D) where !ln[i].isFinite { badFlag[worker] = true; break }
+                for k in 0..<n {
+                    for i in 0..<D { acc[i] = 0 }
+                    for t in 0..<N {
+                        let row = ln + (k * N + t) * D
+                        for i in 0..<D { acc[i] += Double(row[i]) }
+                    }
+                    let dst = pooled + ((s0 + k) * lastK + (layer - first)) * D
+                    for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
                 }
-                let dst = pooled + ((s0 + k) * lastK + (layer - first)) * D
-                for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
             }
         }
+        stack.forwardInference(params: w, blocks: E.blocks, ex,
+                               tap: Pool(first: first, lastK: lastK, N: N, D: D, chunkRows: stack.chunkRows,
+                                         perWorker: perWorker, scratch: scratch, normW: w + E.normW, normB: w + E.normB,
+                                         pooled: pooled, badFlag: badFlag))
         for t in 0..<ex.threads where badFlag[t] { bad = true }
         if bad { throw IJEPAError.numeric("the encoder outputs contain NaN or Inf (are the weights finite?)") }
     }

@@ -109,22 +109,32 @@ public final class Exec: @unchecked Sendable {
         return min(threads == 1 ? 1 : 2 * threads, max(1, n / max(1, grain)))
     }
 
-    /// Calls `body(range)` on disjoint chunks covering 0..<n, in parallel when worthwhile.
+    /// Calls `body(chunk, range)` on disjoint chunks covering 0..<n, in parallel when
+    /// worthwhile; chunk numbers are 0..<chunkCount (for per-chunk scratch space). Chunk
+    /// boundaries depend only on n, grain and threads, so per-chunk results are reproducible.
     @inline(__always)
-    public func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
-        forEachChunk(n, grain: grain) { _, r in body(r) }
-    }
-
-    /// Like `forEach`, also passing the chunk number (0..<chunkCount) for per-chunk scratch space.
-    /// Chunk boundaries depend only on n, grain and threads, so per-chunk results are reproducible.
-    public func forEachChunk(_ n: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    func forEach<B: ChunkBody>(_ n: Int, grain: Int = 1, _ body: B) {
         let chunks = chunkCount(n, grain: grain)
         if chunks == 0 { return }
         if chunks == 1 { body(0, 0..<n); return }
-        pool.run(tasks: chunks) { c in
-            let lo = n * c / chunks, hi = n * (c + 1) / chunks
-            if lo < hi { body(c, lo..<hi) }
-        }
+        pool.run(tasks: chunks, ChunkTask(body: body, n: n, chunks: chunks))
+    }
+}
+
+/// The body of a parallel loop over chunks of an index range. Parallel bodies are structs, not
+/// closures: handing a closure to other threads needs a heap box per parallel region (Swift's
+/// withoutActuallyEscaping), and a steady-state training step must not allocate.
+protocol ChunkBody {
+    func callAsFunction(_ chunk: Int, _ range: Range<Int>)
+}
+
+/// Chunk c of n items split into `chunks` as a pool task.
+struct ChunkTask<B: ChunkBody>: PoolTask {
+    let body: B, n: Int, chunks: Int
+    @inline(__always)
+    func callAsFunction(_ c: Int, _ worker: Int) {
+        let lo = n * c / chunks, hi = n * (c + 1) / chunks
+        if lo < hi { body(c, lo..<hi) }
     }
 }
 

@@ -13,7 +13,9 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
-    private var job: ((Int, Int) -> Void)?
+    /// The running job: a pointer to the caller's task value and its type (no allocation).
+    private var jobBody: UnsafeRawPointer?
+    private var jobType: (any PoolTask.Type)?
     private let nextTask = Atomic<Int>(0)
     private var taskCount = 0
     private var stopping = false
@@ -71,37 +73,32 @@ final class ThreadPool: @unchecked Sendable {
             }
             if stopping { return }
             seen = generation.load(ordering: .acquiring)
-            if let j = job { drain(j, worker: index) }
+            if let ty = jobType, let body = jobBody { drain(ty, body, worker: index) }
             remaining.subtract(1, ordering: .releasing)
         }
     }
 
     /// Takes task indices until none are left (dynamic scheduling: a thread that was
     /// descheduled by another process does not hold the others up).
-    private func drain(_ body: (Int, Int) -> Void, worker: Int) {
+    private func drain(_ ty: any PoolTask.Type, _ body: UnsafeRawPointer, worker: Int) {
         while true {
             let t = nextTask.add(1, ordering: .relaxed).oldValue
             if t >= taskCount { return }
-            body(t, worker)
+            ty.invoke(body, t, worker)
         }
     }
 
-    /// Runs body(t) for every t in 0..<tasks on the pool (the caller takes part) and returns
-    /// when all are done. Which thread runs which task is not fixed; results must depend on
-    /// the task index only.
-    func run(tasks: Int, _ body: (Int) -> Void) {
-        run(tasks: tasks) { t, _ in body(t) }
-    }
-
-    /// Like run(tasks:), also passing the worker (0..<threads) that runs each task, for
-    /// per-thread scratch space.
-    func run(tasks: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+    /// Runs body(task, worker) for every task in 0..<tasks on the pool (the caller takes part;
+    /// worker in 0..<threads, for per-thread scratch space) and returns when all are done.
+    /// Which thread runs which task is not fixed; results must depend on the task index only.
+    func run<T: PoolTask>(tasks: Int, _ body: T) {
         if workers.isEmpty || tasks <= 1 {
             for t in 0..<tasks { body(t, 0) }
             return
         }
-        withoutActuallyEscaping(body) { b in
-            job = b
+        withUnsafePointer(to: body) { p in
+            jobBody = UnsafeRawPointer(p)
+            jobType = T.self
             taskCount = tasks
             nextTask.store(0, ordering: .relaxed)
             remaining.store(workers.count, ordering: .sequentiallyConsistent)
@@ -111,13 +108,27 @@ final class ThreadPool: @unchecked Sendable {
                 pthread_cond_broadcast(&cond)
                 pthread_mutex_unlock(&mutex)
             }
-            drain(b, worker: 0)
+            drain(T.self, UnsafeRawPointer(p), worker: 0)
             var spins = 0
             while remaining.load(ordering: .acquiring) > 0 {
                 spins += 1
                 if spins > 256 { sched_yield() }
             }
-            job = nil
+            jobBody = nil
+            jobType = nil
         }
+    }
+}
+
+/// A task of ThreadPool.run: a struct holding what the task reads (see ChunkBody).
+protocol PoolTask {
+    func callAsFunction(_ task: Int, _ worker: Int)
+    /// Calls the task stored at `body` (a pointer to Self); provided below.
+    static func invoke(_ body: UnsafeRawPointer, _ task: Int, _ worker: Int)
+}
+
+extension PoolTask {
+    static func invoke(_ body: UnsafeRawPointer, _ task: Int, _ worker: Int) {
+        body.assumingMemoryBound(to: Self.self).pointee(task, worker)
     }
 }

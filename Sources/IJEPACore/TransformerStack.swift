@@ -11,6 +11,30 @@ struct StackShape: Equatable {
 
 let blockLNEps: Float = 1e-6
 
+/// Called by forwardInference after each layer with a chunk's rows (see there).
+protocol LayerTap {
+    func callAsFunction(_ layer: Int, _ seq: Int, _ count: Int, _ rows: CFPtr, _ worker: Int)
+}
+
+struct NoTap: LayerTap {
+    @inline(__always) func callAsFunction(_: Int, _: Int, _: Int, _: CFPtr, _: Int) {}
+}
+
+/// One chunk of sequences through all layers in place (TransformerStack.forwardInference).
+struct InferenceTask<Tap: LayerTap>: PoolTask {
+    let stack: TransformerStack, params: CFPtr, blocks: [BlockOffsets], tap: Tap
+    func callAsFunction(_ c: Int, _ worker: Int) {
+        let st = stack
+        let s0 = st.chunkSeq[c], n = st.chunkSeq[c + 1] - s0
+        let x = st.input + st.rowOff[s0] * st.shape.W
+        let a = st.layers[worker]
+        for l in 0..<st.shape.depth {
+            st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: false)
+            tap(l, s0, n, x, worker)
+        }
+    }
+}
+
 /// Per-layer activations, carved out of one growing buffer (allocated once per shape). For
 /// training only qkv, probs, attn, res1, fc1, out and the LayerNorm statistics are kept per
 /// layer; ln1, ln2 and gelu point into per-worker scratch in the forward pass and are
@@ -33,15 +57,15 @@ final class TransformerStack {
     /// Sequence s: rows rowOff[s]..<rowOff[s+1], probabilities from probOff[s]; forward chunk c:
     /// sequences chunkSeq[c]..<chunkSeq[c+1]. One allocation of 3(S+1) Ints, grown as needed.
     private var offsets = UnsafeMutablePointer<Int>.allocate(capacity: 1), offsetsCapacity = 1
-    private var rowOff: UnsafeMutablePointer<Int> { offsets }
-    private var probOff: UnsafeMutablePointer<Int> { offsets + shape.S + 1 }
-    private var chunkSeq: UnsafeMutablePointer<Int> { offsets + 2 * (shape.S + 1) }
+    var rowOff: UnsafeMutablePointer<Int> { offsets }
+    var probOff: UnsafeMutablePointer<Int> { offsets + shape.S + 1 }
+    var chunkSeq: UnsafeMutablePointer<Int> { offsets + 2 * (shape.S + 1) }
     private var nChunks = 0, chunkProbs = 0
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
     private(set) var input: FPtr
     /// Training forward: per-worker scratch for ln1/ln2 [chunk rows, W] and gelu [chunk rows, hidden].
-    private var fwdScratch: FPtr
+    private(set) var fwdScratch: FPtr
     /// Rows of the largest forward chunk (whole sequences, about chunkRowTarget rows).
     private(set) var chunkRows = 0
     // backward scratch: dres, dln [M,W]; lnRe [M,W] (recomputed ln1/ln2, then dattn);
@@ -139,23 +163,24 @@ final class TransformerStack {
     /// Sequences are independent in the forward pass: each task runs all layers on its chunk.
     @discardableResult
     func forward(params: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
-        let s = shape
-        if s.depth == 0 { return input }
-        let layers = self.layers, input = self.input, rowOff = self.rowOff, probOff = self.probOff
-        let chunkSeq = self.chunkSeq
-        let scratch = fwdScratch, scratchPer = chunkRows * (s.W + s.hidden), chunkRows = self.chunkRows
-        ex.pool.run(tasks: nChunks) { c, worker in
-            let s0 = chunkSeq[c], n = chunkSeq[c + 1] - s0
-            var x = CFPtr(input + rowOff[s0] * s.W)
-            let ln = scratch + worker * scratchPer, gelu = ln + chunkRows * s.W
-            for l in 0..<s.depth {
-                var a = Self.offset(layers[l], rows: rowOff[s0], probs: probOff[s0], s)
-                a.ln1 = ln; a.ln2 = ln; a.gelu = gelu   // consumed within the block
-                self.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
-                x = CFPtr(a.out)
+        if shape.depth == 0 { return input }
+        struct Task: PoolTask {
+            let stack: TransformerStack, params: CFPtr, blocks: [BlockOffsets]
+            func callAsFunction(_ c: Int, _ worker: Int) {
+                let st = stack, s = st.shape
+                let s0 = st.chunkSeq[c], n = st.chunkSeq[c + 1] - s0
+                var x = CFPtr(st.input + st.rowOff[s0] * s.W)
+                let ln = st.fwdScratch + worker * st.chunkRows * (s.W + s.hidden), gelu = ln + st.chunkRows * s.W
+                for l in 0..<s.depth {
+                    var a = TransformerStack.offset(st.layers[l], rows: st.rowOff[s0], probs: st.probOff[s0], s)
+                    a.ln1 = ln; a.ln2 = ln; a.gelu = gelu   // consumed within the block
+                    st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
+                    x = CFPtr(a.out)
+                }
             }
         }
-        return layers[s.depth - 1].out
+        ex.pool.run(tasks: nChunks, Task(stack: self, params: params, blocks: blocks))
+        return layers[shape.depth - 1].out
     }
 
     /// The activation pointers of `a` moved to row `rows` (probabilities to float `probs`).
@@ -169,7 +194,7 @@ final class TransformerStack {
 
     /// One block on sequences seq..<seq+count (single-threaded; the caller parallelizes over
     /// chunks). keep: write res1/out into `a` (training); otherwise update x in place (inference).
-    private func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
+    func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
         let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
         let M = rowOff[seq + S] - rowOff[seq]
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
@@ -185,23 +210,17 @@ final class TransformerStack {
     }
 
     /// Inference forward in place on `input`; each task runs all layers on a chunk of
-    /// sequences with its thread's scratch; returns `input`. `tap(layer, firstSeq, count, rows)`,
-    /// when given, is called (on the task's thread) after each layer with the chunk's output rows.
+    /// sequences with its thread's scratch; returns `input`. `tap(layer, firstSeq, count, rows,
+    /// worker)` is called (on the task's thread) after each layer with the chunk's output rows.
     @discardableResult
-    func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec,
-                          tap: ((_ layer: Int, _ seq: Int, _ count: Int, _ rows: CFPtr, _ worker: Int) -> Void)? = nil) -> FPtr {
-        let s = shape
-        let layers = self.layers, input = self.input, rowOff = self.rowOff, chunkSeq = self.chunkSeq
-        ex.pool.run(tasks: nChunks) { c, worker in
-            let s0 = chunkSeq[c], n = chunkSeq[c + 1] - s0
-            let x = input + rowOff[s0] * s.W
-            let a = layers[worker]
-            for l in 0..<s.depth {
-                self.blockForward(a, x: x, seq: s0, count: n, params: w, blocks[l], keep: false)
-                tap?(l, s0, n, x, worker)
-            }
-        }
+    func forwardInference<Tap: LayerTap>(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec, tap: Tap) -> FPtr {
+        ex.pool.run(tasks: nChunks, InferenceTask(stack: self, params: w, blocks: blocks, tap: tap))
         return input
+    }
+
+    @discardableResult
+    func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
+        forwardInference(params: w, blocks: blocks, ex, tap: NoTap())
     }
 
     /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
