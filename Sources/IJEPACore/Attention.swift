@@ -36,6 +36,29 @@ func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr, _ S: Int, rowOff
                     scale: scale, r0: rowOff[0], p0: probOff[0]))
 }
 
+/// The attention output again from the kept probabilities (out = P·V per sequence and head,
+/// the forward's second product, bit-identical), for stacks that do not keep it.
+func attentionRecomputeOutput(_ out: FPtr, _ probs: CFPtr, _ qkv: CFPtr, _ S: Int, rowOff: UnsafePointer<Int>,
+                              probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+    struct Body: ChunkBody {
+        let out: FPtr, probs: CFPtr, qkv: CFPtr, rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>
+        let W: Int, H: Int, hd: Int, r0: Int, p0: Int
+        func callAsFunction(_: Int, _ pairs: Range<Int>) {
+            for sh in pairs {
+                let s = sh / H, h = sh % H
+                let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+                let v = qkv + row * 3 * W + h * hd + 2 * W
+                sgemm(false, false, T, hd, T, 1, probs + (probOff[s] - p0) + h * T * T, T, v, 3 * W, 0,
+                      out + row * W + h * hd, W)
+            }
+        }
+    }
+    let hd = W / H
+    ex.forEach(S * H, grain: max(1, 8192 / max(1, maxT * maxT * hd / 64)),
+               Body(out: out, probs: probs, qkv: qkv, rowOff: rowOff, probOff: probOff, W: W, H: H, hd: hd,
+                    r0: rowOff[0], p0: probOff[0]))
+}
+
 /// dqkv rows are overwritten. scratch needs 2 · ex.threads · maxT² floats (one maxT² per chunk).
 func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr, _ S: Int,
                        rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>, maxT: Int,

@@ -57,12 +57,17 @@ public final class Model {
     lazy var encStack = TransformerStack(backwardScratch: backwardScratch)
     lazy var predStack = TransformerStack(backwardScratch: backwardScratch)
     let colsT = FloatBuffer(), colsC = FloatBuffer()
-    let targetFull = FloatBuffer(), targetLN = FloatBuffer(), targets = FloatBuffer()
+    let targetFull = FloatBuffer(), targets = FloatBuffer()
+    /// Scratch of encode / encodeLayers (pooling sums, per-thread normalized rows).
+    let encodeScratch = FloatBuffer()
     let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
     let predRows = FloatBuffer(), predNorm = FloatBuffer(), predMean = FloatBuffer(), predRstd = FloatBuffer()
     let predOut = FloatBuffer()
-    let dPredOut = FloatBuffer(), dPredNorm = FloatBuffer(), dPredLast = FloatBuffer()
-    let dpe = FloatBuffer(), dz = FloatBuffer(), dEncLast = FloatBuffer()
+    let dPredNorm = FloatBuffer(), dPredLast = FloatBuffer()
+    /// Tests: keep the targets readable after the step (the loss gradient then gets its own buffer).
+    var keepTargets = false
+    let dPredOut = FloatBuffer()
+    let dpe = FloatBuffer(), dz = FloatBuffer()
     /// Shape of the last forward_backward: (batch, kEnc, kPred); kEnc is the longest context.
     public private(set) var lastShape = (batch: 0, kEnc: 0, kPred: 0)
     /// Context rows of the last forward_backward (Σ of the context lengths).
@@ -143,8 +148,8 @@ public final class Model {
         if Kc > 0 {
             let nenc = c.numEncMasks, npred = c.numPredMasks
             guard let mc = mul(nenc, B, Kc), let sp = mul(npred, nenc, B), let mp = mul(sp, Kc + Kt),
-                  let encL = mul(mc, 6 * c.embedDim + c.mlpHidden + 4), let encA = mul(nenc, B, c.numHeads, Kc, Kc),
-                  let predL = mul(mp, 6 * c.predEmbedDim + c.predMlpHidden + 4),
+                  let encL = mul(mc, 5 * c.embedDim + c.mlpHidden + 4), let encA = mul(nenc, B, c.numHeads, Kc, Kc),
+                  let predL = mul(mp, 5 * c.predEmbedDim + c.predMlpHidden + 4),
                   let predA = mul(sp, c.effectivePredHeads, Kc + Kt, Kc + Kt),
                   let e = mul(c.depth, encL + encA), let p = mul(c.predDepth, predL + predA),
                   let extra = mul(mp + mc, 8 * c.embedDim + 8 * c.predEmbedDim)
@@ -243,16 +248,17 @@ public final class Model {
 
         // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather
         let tgtFull = try encodeTokens(images: images, batch: B, weights: tw, stack: targetStack, out: targetFull)
-        let tln = try targetLN.ensure(B * N * D)
-        layerNormForward(tln, nil, nil, tgtFull, nil, nil, B * N, D, 1e-5, ex)
+        // (gathered first, then normalized in place: the same floats as normalizing all B·N rows,
+        // without a second [B·N, D] buffer)
         let tg = try targets.ensure(Mt * D)
         for j in 0..<Sp {
             let p = j / (nenc * B), b = j % B
             for t in 0..<Kt {
                 let n = Int(pred[(p * B + b) * Kt + t])
-                (tg + (j * Kt + t) * D).update(from: tln + (b * N + n) * D, count: D)
+                (tg + (j * Kt + t) * D).update(from: tgtFull + (b * N + n) * D, count: D)
             }
         }
+        layerNormForward(tg, nil, nil, tg, nil, nil, Mt, D, 1e-5, ex)
 
         // Sequence layout. Context row c = j*B + b (context j of image b) has ctxLen[c] tokens at
         // rows ctxOff[c]..< of the context encoder; predictor sequence q = p*nenc*B + c (target
@@ -340,8 +346,8 @@ public final class Model {
         let out = try predOut.ensure(Mt * D)
         linearForward(out, pn, w + PR.projW, w + PR.projB, Mt, Dp, D, ex)
 
-        // 4. loss and its gradient
-        let dout = try dPredOut.ensure(Mt * D)
+        // 4. loss and its gradient (written over the targets: the loss is their last use)
+        let dout = keepTargets ? try dPredOut.ensure(Mt * D) : tg
         lastLossDouble = smoothL1(out, tg, Mt * D, dout)
         let loss = Float(lastLossDouble)
         lastLoss = loss
@@ -351,15 +357,14 @@ public final class Model {
         grads.zero(layout.totalCount)
         let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
-        let dlast = try dPredLast.ensure(max(Mp, Mt) * Dp)
-        let drows = predRows.ptr   // reuse: forward rows no longer needed after norm backward
-        try layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
+        let dnorm = try dPredLast.ensure(Mt * Dp)   // target-row grads, dense
+        try layerNormBackward(dnorm, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
                           accumulate: false, ex)
-        // layerNormBackward wrote target-row grads densely into dlast[0..<Mt*Dp]; move them to their rows
-        drows.update(from: dlast, count: Mt * Dp)
+        // the predictor's output gradient: zero on context rows, dnorm on each sequence's target rows
+        let dlast = try predStack.prepareBackward()
         dlast.update(repeating: 0, count: Mp * Dp)
-        for j in 0..<Sp { (dlast + (pOff[j] + cLen[j % nc]) * Dp).update(from: drows + j * Kt * Dp, count: Kt * Dp) }
-        let dxp = try predStack.backward(dout: dlast, params: w, grads: g, blocks: PR.blocks, ex)
+        for j in 0..<Sp { (dlast + (pOff[j] + cLen[j % nc]) * Dp).update(from: dnorm + j * Kt * Dp, count: Kt * Dp) }
+        let dxp = try predStack.backward(params: w, grads: g, blocks: PR.blocks, ex)
         // mask token: Σ over all target rows; context rows: Σ over the npred copies of each context
         let dmt = g + PR.maskToken
         let dpeP = dpe.ptr
@@ -375,10 +380,11 @@ public final class Model {
         }
         let dzP = try dz.ensure(Mc * D)
         linearBackward(dzP, g + PR.embedW, g + PR.embedB, dpeP, z, w + PR.embedW, Mc, D, Dp, ex)
-        let dlastE = try dEncLast.ensure(Mc * D)
+        // (the encoder's backward scratch is the predictor's: dxp is consumed above)
+        let dlastE = try encStack.prepareBackward()
         try layerNormBackward(dlastE, g + E.normW, g + E.normB, dzP, encLast, ctxMean.ptr, ctxRstd.ptr, w + E.normW,
                           Mc, D, accumulate: false, ex)
-        let dx0 = try encStack.backward(dout: dlastE, params: w, grads: g, blocks: E.blocks, ex)
+        let dx0 = try encStack.backward(params: w, grads: g, blocks: E.blocks, ex)
         linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D, ex)
 
         try Self.checkFinite(g, layout.totalCount, "gradients")
@@ -543,8 +549,8 @@ public final class Model {
         try Self.checkFinite(out, B * N * D, "the encoder outputs (are the weights finite?)")
         if let tokens { tokens.update(from: out, count: B * N * D) }
         if let pooled {
-            // float64 sums in the model's scratch (targetLN is free outside training steps)
-            let acc = UnsafeMutableRawPointer(try targetLN.ensure(2 * D)).assumingMemoryBound(to: Double.self)
+            // float64 sums in the model's scratch (encodeScratch)
+            let acc = UnsafeMutableRawPointer(try encodeScratch.ensure(2 * D)).assumingMemoryBound(to: Double.self)
             for b in 0..<B {
                 let dst = pooled + b * D
                 acc.update(repeating: 0, count: D)
@@ -585,7 +591,7 @@ public final class Model {
         }
         // per worker: the chunk's normed rows, then one image's float64 sums
         let perWorker = stack.chunkRows * D + 2 * D
-        let scratch = try targetLN.ensure(ex.threads * perWorker)
+        let scratch = try encodeScratch.ensure(ex.threads * perWorker)
         let first = c.depth - lastK
         var bad = false
         let badFlag = UnsafeMutablePointer<Bool>.allocate(capacity: ex.threads)
@@ -622,8 +628,9 @@ public final class Model {
     // MARK: views for tests and tools
 
     /// Copies of the last forward_backward's intermediate tensors: "target_full" [B,N,D],
-    /// "targets" / "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D] (ragged: the
-    /// contexts' rows one after the other, [Σ lengths, D]).
+    /// "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D] (ragged: the contexts' rows one
+    /// after the other, [Σ lengths, D]); "targets" [npred*nenc*B, Kt, D] only with `keepTargets` (their
+    /// buffer otherwise holds the loss gradient after the step).
     public func lastTensor(_ name: String) -> [Float]? {
         let (B, _, Kt) = lastShape
         let D = config.embedDim, N = config.numPatches
@@ -631,7 +638,7 @@ public final class Model {
         let (buf, n): (FloatBuffer, Int)
         switch name {
         case "target_full": (buf, n) = (targetFull, B * N * D)
-        case "targets": (buf, n) = (targets, npred * nenc * B * Kt * D)
+        case "targets" where keepTargets: (buf, n) = (targets, npred * nenc * B * Kt * D)
         case "pred_out": (buf, n) = (predOut, npred * nenc * B * Kt * D)
         case "ctx_out": (buf, n) = (ctxOut, lastCtxRows * D)
         default: return nil

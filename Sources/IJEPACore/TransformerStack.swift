@@ -36,10 +36,10 @@ struct InferenceTask<Tap: LayerTap>: PoolTask {
 }
 
 /// Per-layer activations, carved out of one growing buffer (allocated once per shape). For
-/// training only qkv, probs, attn, res1, fc1, out and the LayerNorm statistics are kept per
-/// layer; ln1, ln2 and gelu point into per-worker scratch in the forward pass and are
-/// recomputed (bit-identically) in the backward pass, which saves 2W + hidden floats per row
-/// and layer (about 40% of a block's activations).
+/// training only qkv, probs, res1, fc1, out and the LayerNorm statistics are kept per layer;
+/// ln1, ln2, attn and gelu point into per-worker scratch in the forward pass and are recomputed
+/// (bit-identically) in the backward pass, which saves 3W + hidden floats per row and layer
+/// (about 45% of a block's activations).
 struct LayerActs {
     var ln1: FPtr, ln1Mean: FPtr, ln1Rstd: FPtr, qkv: FPtr, probs: FPtr, attn: FPtr, res1: FPtr
     var ln2: FPtr, ln2Mean: FPtr, ln2Rstd: FPtr, fc1: FPtr, gelu: FPtr, out: FPtr
@@ -64,7 +64,8 @@ final class TransformerStack {
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
     private(set) var input: FPtr
-    /// Training forward: per-worker scratch for ln1/ln2 [chunk rows, W] and gelu [chunk rows, hidden].
+    /// Training forward: per-worker scratch for ln1/ln2 and attn [chunk rows, W] each and gelu
+    /// [chunk rows, hidden].
     private(set) var fwdScratch: FPtr
     /// Rows of the largest forward chunk (whole sequences, about chunkRowTarget rows).
     private(set) var chunkRows = 0
@@ -121,8 +122,8 @@ final class TransformerStack {
         let layerRows = training ? M : chunkRows
         let nLayers = training ? shape.depth : threads
         // a layer: all activations (inference scratch) or the kept ones (training)
-        let per = layerRows * ((training ? 6 : 8) * W + (training ? 1 : 2) * Hd + 4) + (training ? probTotal : chunkProbs)
-        let scratch = training ? threads * chunkRows * (W + Hd) : 0
+        let per = layerRows * ((training ? 5 : 8) * W + (training ? 1 : 2) * Hd + 4) + (training ? probTotal : chunkProbs)
+        let scratch = training ? threads * chunkRows * (2 * W + Hd) : 0
         var p = try store.ensure(M * W + nLayers * per + scratch)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
@@ -133,7 +134,8 @@ final class TransformerStack {
             // (backward); `input` stands in here and is never written through them
             let ln1 = training ? input : take(R * W)
             let ln1Mean = take(R), ln1Rstd = take(R), qkv = take(3 * R * W)
-            let probs = take(training ? probTotal : chunkProbs), attn = take(R * W), res1 = take(R * W)
+            let probs = take(training ? probTotal : chunkProbs), attn = training ? input : take(R * W)
+            let res1 = take(R * W)
             let ln2 = training ? input : take(R * W)
             let ln2Mean = take(R), ln2Rstd = take(R), fc1 = take(R * Hd)
             let gelu = training ? input : take(R * Hd)
@@ -149,14 +151,16 @@ final class TransformerStack {
 
     private var backwardThreads = 1
 
-    /// Lays out the backward scratch (see `grads`).
-    private func prepareBackward() throws(IJEPAError) {
+    /// Lays out the backward scratch (see `grads`) and returns where the gradient of the last
+    /// layer's output [M, W] goes: the caller writes it there, then calls `backward`.
+    func prepareBackward() throws(IJEPAError) -> FPtr {
         let s = shape, M = self.M, W = s.W, Hd = s.hidden
         var q = try grads.ensure(M * (3 * W + Hd + max(Hd, 3 * W)) + 2 * backwardThreads * s.T * s.T)
         func takeG(_ n: Int) -> FPtr { let r = q; q += n; return r }
         dres = takeG(M * W); dln = takeG(M * W); lnRe = takeG(M * W)
         dhid = takeG(M * Hd); big = takeG(M * max(Hd, 3 * W))
         dprobs = takeG(2 * backwardThreads * s.T * s.T)
+        return dres
     }
 
     /// Training forward: reads `input`, keeps all activations; returns the last layer's output.
@@ -170,10 +174,11 @@ final class TransformerStack {
                 let st = stack, s = st.shape
                 let s0 = st.chunkSeq[c], n = st.chunkSeq[c + 1] - s0
                 var x = CFPtr(st.input + st.rowOff[s0] * s.W)
-                let ln = st.fwdScratch + worker * st.chunkRows * (s.W + s.hidden), gelu = ln + st.chunkRows * s.W
+                let ln = st.fwdScratch + worker * st.chunkRows * (2 * s.W + s.hidden)
+                let attn = ln + st.chunkRows * s.W, gelu = attn + st.chunkRows * s.W
                 for l in 0..<s.depth {
                     var a = TransformerStack.offset(st.layers[l], rows: st.rowOff[s0], probs: st.probOff[s0], s)
-                    a.ln1 = ln; a.ln2 = ln; a.gelu = gelu   // consumed within the block
+                    a.ln1 = ln; a.ln2 = ln; a.attn = attn; a.gelu = gelu   // consumed within the block
                     st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
                     x = CFPtr(a.out)
                 }
@@ -223,12 +228,12 @@ final class TransformerStack {
         forwardInference(params: w, blocks: blocks, ex, tap: NoTap())
     }
 
-    /// Backward through all blocks. `dout` [M, W] is the gradient of the last output; returns the
-    /// gradient of `input` (a scratch pointer valid until the next call). Param grads accumulate.
-    func backward(dout: CFPtr, params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
-        try prepareBackward()
+    /// Backward through all blocks, after `prepareBackward` and with the gradient of the last
+    /// output written where it said (the shared scratch is not copied); returns the gradient of
+    /// `input` (a scratch pointer valid until the next prepareBackward of a stack sharing the
+    /// scratch). Param grads accumulate.
+    func backward(params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
         let s = shape, M = self.M, W = s.W, Hd = s.hidden
-        dres.update(from: dout, count: M * W)
         for l in stride(from: s.depth - 1, through: 0, by: -1) {
             let a = layers[l], o = blocks[l]
             let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
@@ -240,8 +245,10 @@ final class TransformerStack {
             linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, M, W, Hd, ex)
             try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, M, W, accumulate: true, ex)
-            // attention branch: res1 = x + proj(attn(ln1(x))); dattn in lnRe, dqkv in big
-            linearBackward(lnRe, g + o.projW, g + o.projB, dres, a.attn, w + o.projW, M, W, W, ex)
+            // attention branch: res1 = x + proj(attn(ln1(x))); attn recomputed into dln (free
+            // until the qkv backward), dattn in lnRe, dqkv in big
+            attentionRecomputeOutput(dln, a.probs, a.qkv, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T, W, s.H, ex)
+            linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, M, W, W, ex)
             attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T,
                               W, s.H, ex)
             layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)

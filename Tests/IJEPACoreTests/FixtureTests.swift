@@ -58,6 +58,7 @@ final class FixtureTests: XCTestCase {
     func runFixture(_ name: String) throws {
         let f = try Self.load(name)
         let m = try Model(config: f.config)
+        m.keepTargets = true   // to compare the layer-normed targets below
         XCTAssertEqual(m.layout.tensors.count, f.file.entries.keys.filter { $0.hasPrefix("init.") }.count,
                        "every trainable tensor of the reference is in the layout and vice versa")
         for t in m.layout.tensors {
