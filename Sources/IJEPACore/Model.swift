@@ -392,14 +392,12 @@ public final class Model {
         return loss
     }
 
-    /// Patch embed + pos + blocks + final norm over all N patches of each image (no grad).
-    /// Returns `out` [B*N, D].
-    func encodeTokens(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack,
-                      out: FloatBuffer) throws -> FPtr {
-        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec
-        let E = layout.encoder
+    /// Lays out `stack` for inference on B full images and writes its input: patch embedding of
+    /// all N patches plus the position table. Returns the input rows [B*N, D].
+    func embedFullImages(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack) throws -> FPtr {
+        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec, E = layout.encoder
         try stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
-                      training: false, threads: ex.threads)
+                          training: false, threads: ex.threads)
         let cols = try colsT.ensure(B * N * P)
         gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
                       C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
@@ -411,6 +409,16 @@ public final class Model {
                 for i in 0..<(N * D) { xb[i] += pe[i] }
             }
         }
+        return x
+    }
+
+    /// Patch embed + pos + blocks + final norm over all N patches of each image (no grad).
+    /// Returns `out` [B*N, D].
+    func encodeTokens(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack,
+                      out: FloatBuffer) throws -> FPtr {
+        let c = config, N = c.numPatches, D = c.embedDim, ex = exec
+        let E = layout.encoder
+        let x = try embedFullImages(images: images, batch: B, weights: w, stack: stack)
         stack.forwardInference(params: w, blocks: E.blocks, ex)
         let o = try out.ensure(B * N * D)
         layerNormForward(o, nil, nil, x, w + E.normW, w + E.normB, B * N, D, blockLNEps, ex)
@@ -568,7 +576,7 @@ public final class Model {
     /// lastK = 1 gives `encode`'s pooled output bit for bit.
     public func encodeLayers(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind, lastK: Int,
                              pooled: UnsafeMutablePointer<Float>) throws {
-        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec, E = layout.encoder
+        let c = config, N = c.numPatches, D = c.embedDim, ex = exec, E = layout.encoder
         if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
         if lastK < 1 || lastK > c.depth { throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(c.depth)), got \(lastK)") }
         try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
@@ -576,19 +584,7 @@ public final class Model {
         setBLASThreads()
         let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
         let stack = targetStack
-        try stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
-                          training: false, threads: ex.threads)
-        let cols = try colsT.ensure(B * N * P)
-        gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
-                      C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
-        let x = stack.input
-        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D, ex)
-        posEmbed.withUnsafeBufferPointer { pe in
-            for b in 0..<B {
-                let xb = x + b * N * D
-                for i in 0..<(N * D) { xb[i] += pe[i] }
-            }
-        }
+        _ = try embedFullImages(images: images, batch: B, weights: w, stack: stack)
         // per worker: the chunk's normed rows, then one image's float64 sums
         let perWorker = stack.chunkRows * D + 2 * D
         let scratch = try encodeScratch.ensure(ex.threads * perWorker)
