@@ -79,21 +79,30 @@ func checkImages(_ images: UnsafePointer<Float>?, _ m: Model, _ batch: Int) thro
     return images
 }
 
+/// The sizes of caller masks (uniform or ragged) against the model and the image batch.
+func checkMaskHeader(_ m: Model, batch: Int, _ mBatch: Int32, _ numEnc: Int32, _ kEnc: (Int32, String),
+                     _ numPred: Int32, _ kPred: Int32) throws {
+    let N = m.config.numPatches
+    if Int(mBatch) != batch { throw IJEPAError.shape("masks->batch (\(mBatch)) differs from batch (\(batch))") }
+    if Int(numEnc) != m.config.numEncMasks {
+        throw IJEPAError.shape("masks->num_enc (\(numEnc)) differs from the model's num_enc_masks (\(m.config.numEncMasks))")
+    }
+    if Int(numPred) != m.config.numPredMasks {
+        throw IJEPAError.shape("masks->num_pred (\(numPred)) differs from the model's num_pred_masks (\(m.config.numPredMasks))")
+    }
+    func inRange(_ v: Int32, _ name: String) throws {   // (no array literal: this runs every step)
+        if v < 1 || Int(v) > N { throw IJEPAError.shape("masks->\(name) must be in 1...\(N), got \(v)") }
+    }
+    try inRange(kEnc.0, kEnc.1)
+    try inRange(kPred, "k_pred")
+}
+
 /// Copies and validates caller masks (NULL → nil: the model samples its own).
 func masksFromC(_ mp: UnsafePointer<ijepa_masks>?, _ b: ModelBox, batch: Int) throws -> MaskSet? {
     guard let mp else { return nil }
     let m = b.model
     let k = mp.pointee
-    let N = m.config.numPatches
-    if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
-    if Int(k.num_enc) != m.config.numEncMasks {
-        throw IJEPAError.shape("masks->num_enc (\(k.num_enc)) differs from the model's num_enc_masks (\(m.config.numEncMasks))")
-    }
-    if Int(k.num_pred) != m.config.numPredMasks {
-        throw IJEPAError.shape("masks->num_pred (\(k.num_pred)) differs from the model's num_pred_masks (\(m.config.numPredMasks))")
-    }
-    if k.k_enc < 1 || Int(k.k_enc) > N { throw IJEPAError.shape("masks->k_enc must be in 1...\(N), got \(k.k_enc)") }
-    if k.k_pred < 1 || Int(k.k_pred) > N { throw IJEPAError.shape("masks->k_pred must be in 1...\(N), got \(k.k_pred)") }
+    try checkMaskHeader(m, batch: batch, k.batch, k.num_enc, (k.k_enc, "k_enc"), k.num_pred, k.k_pred)
     guard let enc = k.enc else { throw invalid("masks->enc is NULL") }
     guard let pred = k.pred else { throw invalid("masks->pred is NULL") }
     let ne = Int(k.num_enc) * batch * Int(k.k_enc), np = Int(k.num_pred) * batch * Int(k.k_pred)
@@ -107,16 +116,7 @@ func raggedMasksFromC(_ mp: UnsafePointer<ijepa_ragged_masks>?, _ b: ModelBox, b
     guard let mp else { return nil }
     let m = b.model
     let k = mp.pointee
-    let N = m.config.numPatches
-    if Int(k.batch) != batch { throw IJEPAError.shape("masks->batch (\(k.batch)) differs from batch (\(batch))") }
-    if Int(k.num_enc) != m.config.numEncMasks {
-        throw IJEPAError.shape("masks->num_enc (\(k.num_enc)) differs from the model's num_enc_masks (\(m.config.numEncMasks))")
-    }
-    if Int(k.num_pred) != m.config.numPredMasks {
-        throw IJEPAError.shape("masks->num_pred (\(k.num_pred)) differs from the model's num_pred_masks (\(m.config.numPredMasks))")
-    }
-    if k.k_enc_max < 1 || Int(k.k_enc_max) > N { throw IJEPAError.shape("masks->k_enc_max must be in 1...\(N), got \(k.k_enc_max)") }
-    if k.k_pred < 1 || Int(k.k_pred) > N { throw IJEPAError.shape("masks->k_pred must be in 1...\(N), got \(k.k_pred)") }
+    try checkMaskHeader(m, batch: batch, k.batch, k.num_enc, (k.k_enc_max, "k_enc_max"), k.num_pred, k.k_pred)
     guard let enc = k.enc else { throw invalid("masks->enc is NULL") }
     guard let len = k.enc_len else { throw invalid("masks->enc_len is NULL") }
     guard let pred = k.pred else { throw invalid("masks->pred is NULL") }

@@ -307,8 +307,9 @@ public struct MaskCollator: Sendable {
         let (ph, pw) = p, (eh, ew) = e
         let kPred = ph * pw                  // every target block of the batch has this size
         let encCap = eh * ew
+        // (the arrays are reserved for the largest blocks this config can draw; see below)
         let (masksTimesBatch, o1) = max(numPred, numEnc).multipliedReportingOverflow(by: batch)
-        let (total, o2) = masksTimesBatch.multipliedReportingOverflow(by: max(kPred, encCap))
+        let (total, o2) = masksTimesBatch.multipliedReportingOverflow(by: max(kPred, encCap, maxPredBlock, maxEncBlock))
         guard !o1, !o2, total <= Int(Int32.max) else {
             throw IJEPAError.invalidArgument("mask sampler: batch \(batch) is too large for the mask arrays")
         }

@@ -265,8 +265,9 @@ public final class Model {
         // block p) holds context c then the Kt mask tokens at rows predOff[q]..<. With uniform
         // masks every context has Kc tokens; with ragged ones each keeps its own length.
         let nc = nenc * B
-        // (capacity for the longest possible contexts, so later batches do not allocate)
-        ctxIdx.reserveCapacity(nc * N); ctxImage.reserveCapacity(nc * N)
+        // (capacity for contexts of the longest length of these masks, which the memory check
+        // above covered; kept, so later batches of no larger shape do not allocate)
+        ctxIdx.reserveCapacity(nc * Kc); ctxImage.reserveCapacity(nc * Kc)
         ctxLen.reserveCapacity(nc); ctxOff.reserveCapacity(nc + 1)
         predLen.reserveCapacity(Sp); predOff.reserveCapacity(Sp + 1)
         ctxLen.removeAll(keepingCapacity: true); ctxOff.removeAll(keepingCapacity: true)
