@@ -1,6 +1,8 @@
 import Glibc
 
 // AdamW as torch.optim.AdamW (single-tensor path): decoupled decay, bias-corrected moments.
+// The update runs 16 lanes at a time with exactly the scalar operations in the scalar order
+// (no fused multiply-add), so every element is bit-identical to the one-at-a-time loop.
 
 public struct AdamWHyper: Sendable {
     public var beta1: Double = 0.9
@@ -9,52 +11,72 @@ public struct AdamWHyper: Sendable {
     public init() {}
 }
 
+/// The per-step constants of one update, from the hyper-parameters and the 1-based step.
+struct AdamWStepConstants {
+    let decay: Float, b2: Float, omb1: Float, omb2: Float, bc2sqrt: Float, stepSize: Float, eps: Float
+    let decays: Bool
+    init(lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) {
+        decay = Float(1.0 - lr * weightDecay)
+        decays = weightDecay != 0
+        b2 = Float(h.beta2)
+        omb1 = Float(1.0 - h.beta1); omb2 = Float(1.0 - h.beta2)
+        let bc1 = 1.0 - pow(h.beta1, Double(step))
+        bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot())
+        stepSize = Float(lr / bc1)
+        eps = Float(h.eps)
+    }
+
+    /// (new p, new m, new v) for 16 lanes:
+    /// exp_avg.lerp_(grad, 1 − β1); exp_avg_sq.mul_(β2).addcmul_(grad, grad, 1 − β2);
+    /// p ← p·(1 − lr·wd) − step_size · m / (√v / √(1 − β2^t) + ε)
+    @inline(__always)
+    func lanes(p: F16, g: F16, m: F16, v: F16) -> (F16, F16, F16) {
+        let pi = decays ? p * decay : p
+        let mi = m + omb1 * (g - m)
+        let vi = v * b2 + omb2 * g * g
+        let denom = vi.squareRoot() / bc2sqrt + eps
+        return (pi - stepSize * (mi / denom), mi, vi)
+    }
+}
+
 /// One AdamW update of n parameters. `step` is the 1-based step count after this update.
 func adamwUpdate(_ p: FPtr, _ g: CFPtr, _ m: FPtr, _ v: FPtr, _ n: Int,
                  lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) {
-    let decay = Float(1.0 - lr * weightDecay)
-    let b1 = Float(h.beta1), b2 = Float(h.beta2)
-    let omb1 = Float(1.0 - h.beta1), omb2 = Float(1.0 - h.beta2)
-    let bc1 = 1.0 - pow(h.beta1, Double(step))
-    let bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot())
-    let stepSize = Float(lr / bc1)
-    let eps = Float(h.eps)
-    for i in 0..<n {
-        let gi = g[i]
-        let pi = weightDecay != 0 ? p[i] * decay : p[i]
-        let mi = m[i] + omb1 * (gi - m[i])          // exp_avg.lerp_(grad, 1 - beta1)
-        let vi = v[i] * b2 + omb2 * gi * gi        // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-        m[i] = mi
-        v[i] = vi
-        let denom = vi.squareRoot() / bc2sqrt + eps
-        p[i] = pi - stepSize * (mi / denom)
-        _ = b1
+    let c = AdamWStepConstants(lr: lr, weightDecay: weightDecay, step: step, h)
+    var i = 0
+    while i + 16 <= n {
+        let (pn, mn, vn) = c.lanes(p: load16(p + i), g: load16(g + i), m: load16(m + i), v: load16(v + i))
+        store16(pn, p + i); store16(mn, m + i); store16(vn, v + i)
+        i += 16
+    }
+    if i < n {
+        let k = n - i
+        let (pn, mn, vn) = c.lanes(p: loadPartial(p + i, k), g: loadPartial(g + i, k),
+                                   m: loadPartial(m + i, k), v: loadPartial(v + i, k))
+        storePartial(pn, p + i, k); storePartial(mn, m + i, k); storePartial(vn, v + i, k)
     }
 }
 
 /// True when `adamwUpdate` with the same arguments would leave every parameter and moment
-/// finite. Reads only (same float operations as the update, so the answer is exact): the model
-/// runs it before the update so that an overflowing learning rate or weight decay is an error
-/// with nothing changed, not a model full of Inf. x − x is 0 for finite x and NaN otherwise.
+/// finite. Reads only (the same lane operations as the update, so the answer is exact): the
+/// model runs it before the update so that an overflowing learning rate or weight decay is an
+/// error with nothing changed, not a model full of Inf. x − x is 0 for finite x and NaN otherwise.
 func adamwUpdateStaysFinite(_ p: CFPtr, _ g: CFPtr, _ m: CFPtr, _ v: CFPtr, _ n: Int,
                             lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) -> Bool {
-    let decay = Float(1.0 - lr * weightDecay)
-    let b2 = Float(h.beta2)
-    let omb1 = Float(1.0 - h.beta1), omb2 = Float(1.0 - h.beta2)
-    let bc1 = 1.0 - pow(h.beta1, Double(step))
-    let bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot())
-    let stepSize = Float(lr / bc1)
-    let eps = Float(h.eps)
-    if !decay.isFinite || !stepSize.isFinite { return false }
-    var acc = Float(0)
-    for i in 0..<n {
-        let gi = g[i]
-        let pi = weightDecay != 0 ? p[i] * decay : p[i]
-        let mi = m[i] + omb1 * (gi - m[i])
-        let vi = v[i] * b2 + omb2 * gi * gi
-        let denom = vi.squareRoot() / bc2sqrt + eps
-        let pn = pi - stepSize * (mi / denom)
-        acc += (pn - pn) + (mi - mi) + (vi - vi)
+    let c = AdamWStepConstants(lr: lr, weightDecay: weightDecay, step: step, h)
+    if !c.decay.isFinite || !c.stepSize.isFinite { return false }
+    var acc = F16(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        let (pn, mn, vn) = c.lanes(p: load16(p + i), g: load16(g + i), m: load16(m + i), v: load16(v + i))
+        acc += (pn - pn) + (mn - mn) + (vn - vn)
+        i += 16
     }
-    return acc == 0
+    if i < n {
+        let k = n - i   // zero-filled lanes stay finite
+        let (pn, mn, vn) = c.lanes(p: loadPartial(p + i, k), g: loadPartial(g + i, k),
+                                   m: loadPartial(m + i, k), v: loadPartial(v + i, k))
+        acc += (pn - pn) + (mn - mn) + (vn - vn)
+    }
+    return !any(acc .!= 0)
 }

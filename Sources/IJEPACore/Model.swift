@@ -210,16 +210,7 @@ public final class Model {
     var samplerScratch = MaskCollator.SamplerScratch()
 
     static func checkFinite(_ p: CFPtr, _ n: Int, _ what: String) throws {
-        var bad = false
-        var i = 0
-        while i < n {
-            let end = min(n, i + 1024)
-            var acc = Float(0)
-            for j in i..<end { acc += p[j] * 0 }   // NaN or ±Inf poison the sum
-            if !acc.isFinite || acc.isNaN { bad = true; break }
-            i = end
-        }
-        if bad { throw IJEPAError.numeric("\(what) contain NaN or Inf") }
+        if !allFinite(p, n) { throw IJEPAError.numeric("\(what) contain NaN or Inf") }
     }
 
     // MARK: training
@@ -451,14 +442,7 @@ public final class Model {
                 for ti in r {
                     let t = tensors[ti]
                     let gt = g + t.offset
-                    var sq = 0.0, i = 0
-                    while i < t.count {
-                        let end = min(t.count, i + 4096)
-                        var part = Float(0)
-                        for j in i..<end { part += gt[j] * gt[j] }
-                        sq += Double(part)
-                        i = end
-                    }
+                    let sq = sumOfSquares(gt, t.count)
                     sqs[ti] = sq
                     ok[ti] = scheduleOK && sq.isFinite
                         && adamwUpdateStaysFinite(p + t.offset, gt, m + t.offset, v + t.offset, t.count,

@@ -96,3 +96,29 @@ func rowMax(_ x: CFPtr, _ n: Int) -> Float {
     for k in 1..<16 { m = m > acc[k] ? m : acc[k] }
     return m
 }
+
+/// True when no x[0..<n] is NaN or ±Inf (x·0 is 0 for finite x and NaN otherwise).
+func allFinite(_ x: CFPtr, _ n: Int) -> Bool {
+    var i = 0
+    while i < n {
+        let end = min(n, i + 4096)
+        var acc = F16(repeating: 0)
+        while i + 16 <= end { acc += load16(x + i) * 0; i += 16 }
+        if i < end { acc += loadPartial(x + i, end - i) * 0; i = end }
+        if any(acc .!= 0) { return false }
+    }
+    return true
+}
+
+/// Σ x[i]² in float64, over 16-lane float32 partial sums of 4096 elements.
+func sumOfSquares(_ x: CFPtr, _ n: Int) -> Double {
+    var total = 0.0, i = 0
+    while i < n {
+        let end = min(n, i + 4096)
+        var acc = F16(repeating: 0)
+        while i + 16 <= end { let v = load16(x + i); acc += v * v; i += 16 }
+        if i < end { let v = loadPartial(x + i, end - i); acc += v * v; i = end }
+        total += Double(acc.sum())
+    }
+    return total
+}

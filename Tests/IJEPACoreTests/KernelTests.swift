@@ -210,6 +210,42 @@ final class KernelTests: XCTestCase {
         assertClose(p, pd.map(Float.init), atol: 1e-6, rtol: 1e-6, "adamw")
     }
 
+    func testAdamWLanesBitIdenticalToScalarLoop() {
+        // 37 = two full 16-lane groups and a tail of 5; the scalar loop is the torch single-tensor
+        // formula in float32, one element at a time.
+        var rng = RNG(seed: 11)
+        let n = 37
+        let p0 = randomArray(n, &rng), g = randomArray(n, &rng, scale: 0.3)
+        let m0 = randomArray(n, &rng, scale: 0.1), v0 = randomArray(n, &rng, scale: 0.01).map { $0 * $0 }
+        for (wd, step) in [(0.05, Int64(1)), (0.0, Int64(7))] {
+            let lr = 3e-3, h = AdamWHyper()
+            var ps = p0, ms = m0, vs = v0
+            let decay = Float(1.0 - lr * wd), bc1 = 1.0 - pow(h.beta1, Double(step))
+            let bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot()), stepSize = Float(lr / bc1)
+            for i in 0..<n {
+                let pi = wd != 0 ? ps[i] * decay : ps[i]
+                let mi = ms[i] + Float(1.0 - h.beta1) * (g[i] - ms[i])
+                let vi = vs[i] * Float(h.beta2) + Float(1.0 - h.beta2) * g[i] * g[i]
+                ms[i] = mi; vs[i] = vi
+                ps[i] = pi - stepSize * (mi / (vi.squareRoot() / bc2sqrt + Float(h.eps)))
+            }
+            let P = HostTensor(p0), G = HostTensor(g), M = HostTensor(m0), V = HostTensor(v0)
+            XCTAssertTrue(adamwUpdateStaysFinite(P.p, G.p, M.p, V.p, n, lr: lr, weightDecay: wd, step: step, h))
+            adamwUpdate(P.p, G.p, M.p, V.p, n, lr: lr, weightDecay: wd, step: step, h)
+            XCTAssertEqual(P.array.map(\.bitPattern), ps.map(\.bitPattern), "p, wd \(wd)")
+            XCTAssertEqual(M.array.map(\.bitPattern), ms.map(\.bitPattern), "m, wd \(wd)")
+            XCTAssertEqual(V.array.map(\.bitPattern), vs.map(\.bitPattern), "v, wd \(wd)")
+        }
+        // The dry run sees an overflow in a full group and in the tail.
+        for bad in [3, 35] {
+            var gb = g
+            gb[bad] = 1e21   // (1 − β2)·g² overflows v
+            let P = HostTensor(p0), G = HostTensor(gb), M = HostTensor(m0), V = HostTensor(v0)
+            XCTAssertFalse(adamwUpdateStaysFinite(P.p, G.p, M.p, V.p, n, lr: 1e-3, weightDecay: 0.05, step: 1, AdamWHyper()),
+                           "overflow at \(bad)")
+        }
+    }
+
     func testSinCosPositionTableLayout() {
         let D = 8, G = 3
         let t = sinCosPosEmbed2D(dim: D, grid: G)
