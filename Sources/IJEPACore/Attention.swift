@@ -6,6 +6,10 @@ import Glibc
 // rowOff[s] − rowOff[0] ..< rowOff[s+1] − rowOff[0] and its probabilities start at
 // probOff[s] − probOff[0] (H·T_s² floats, head-major). Per row: qkv [3W] with layout [q | k | v],
 // each head-major (H × hd); out [W]; probs of a sequence [H, T_s, T_s].
+// With tail k > 0 only the last k rows of each sequence are queries (a stack's last layer when
+// only those rows are outputs, e.g. the predictor's mask tokens): every row is still a key and
+// value, probabilities are [H, k, T_s] per sequence, and out (dout) has k compact rows per
+// sequence, sequence s at rows s·k.
 
 /// Offsets of S sequences of T tokens each (rowOff and probOff need S + 1 entries).
 func uniformOffsets(_ rowOff: UnsafeMutablePointer<Int>, _ probOff: UnsafeMutablePointer<Int>, S: Int, T: Int, H: Int) {
@@ -13,86 +17,96 @@ func uniformOffsets(_ rowOff: UnsafeMutablePointer<Int>, _ probOff: UnsafeMutabl
 }
 
 func attentionForward(_ out: FPtr, _ probs: FPtr, _ qkv: CFPtr, _ S: Int, rowOff: UnsafePointer<Int>,
-                      probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+                      probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec, tail: Int = 0) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
     struct Body: ChunkBody {
         let out: FPtr, probs: FPtr, qkv: CFPtr, rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>
-        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int
+        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int, tail: Int
         func callAsFunction(_: Int, _ pairs: Range<Int>) {
             for sh in pairs {
                 let s = sh / H, h = sh % H
                 let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
-                let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
-                let p = probs + (probOff[s] - p0) + h * T * T
-                sgemm(false, true, T, T, hd, scale, q, W3, k, W3, 0, p, T)
-                softmaxRows(p, T, T)
-                sgemm(false, false, T, hd, T, 1, p, T, v, W3, 0, out + row * W + h * hd, W)
+                let Tq = tail > 0 ? tail : T, orow = tail > 0 ? s * tail : row
+                let k = qkv + row * W3 + h * hd + W, v = k + W
+                let q = qkv + (row + T - Tq) * W3 + h * hd
+                let p = probs + (probOff[s] - p0) + h * Tq * T
+                sgemm(false, true, Tq, T, hd, scale, q, W3, k, W3, 0, p, T)
+                softmaxRows(p, Tq, T)
+                sgemm(false, false, Tq, hd, T, 1, p, T, v, W3, 0, out + orow * W + h * hd, W)
             }
         }
     }
     ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64)),
                Body(out: out, probs: probs, qkv: qkv, rowOff: rowOff, probOff: probOff, W: W, H: H, hd: hd, W3: W3,
-                    scale: scale, r0: rowOff[0], p0: probOff[0]))
+                    scale: scale, r0: rowOff[0], p0: probOff[0], tail: tail))
 }
 
 /// The attention output again from the kept probabilities (out = P·V per sequence and head,
 /// the forward's second product, bit-identical), for stacks that do not keep it.
 func attentionRecomputeOutput(_ out: FPtr, _ probs: CFPtr, _ qkv: CFPtr, _ S: Int, rowOff: UnsafePointer<Int>,
-                              probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec) {
+                              probOff: UnsafePointer<Int>, maxT: Int, _ W: Int, _ H: Int, _ ex: Exec, tail: Int = 0) {
     struct Body: ChunkBody {
         let out: FPtr, probs: CFPtr, qkv: CFPtr, rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>
-        let W: Int, H: Int, hd: Int, r0: Int, p0: Int
+        let W: Int, H: Int, hd: Int, r0: Int, p0: Int, tail: Int
         func callAsFunction(_: Int, _ pairs: Range<Int>) {
             for sh in pairs {
                 let s = sh / H, h = sh % H
                 let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
+                let Tq = tail > 0 ? tail : T, orow = tail > 0 ? s * tail : row
                 let v = qkv + row * 3 * W + h * hd + 2 * W
-                sgemm(false, false, T, hd, T, 1, probs + (probOff[s] - p0) + h * T * T, T, v, 3 * W, 0,
-                      out + row * W + h * hd, W)
+                sgemm(false, false, Tq, hd, T, 1, probs + (probOff[s] - p0) + h * Tq * T, T, v, 3 * W, 0,
+                      out + orow * W + h * hd, W)
             }
         }
     }
     let hd = W / H
     ex.forEach(S * H, grain: max(1, 8192 / max(1, maxT * maxT * hd / 64)),
                Body(out: out, probs: probs, qkv: qkv, rowOff: rowOff, probOff: probOff, W: W, H: H, hd: hd,
-                    r0: rowOff[0], p0: probOff[0]))
+                    r0: rowOff[0], p0: probOff[0], tail: tail))
 }
 
-/// dqkv rows are overwritten. scratch needs 2 · ex.threads · maxT² floats (one maxT² per chunk).
+/// dqkv rows are overwritten (with tail k, dQ is 0 on the rows that are not queries).
+/// scratch needs 2 · ex.threads · maxT² floats (one maxT² per chunk).
 func attentionBackward(_ dqkv: FPtr, _ scratch: FPtr, _ dout: CFPtr, _ qkv: CFPtr, _ probs: CFPtr, _ S: Int,
                        rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>, maxT: Int,
-                       _ W: Int, _ H: Int, _ ex: Exec) {
+                       _ W: Int, _ H: Int, _ ex: Exec, tail: Int = 0) {
     let hd = W / H, W3 = 3 * W
     let scale = Float(1.0 / Double(hd).squareRoot())
     struct Body: ChunkBody {
         let dqkv: FPtr, scratch: FPtr, dout: CFPtr, qkv: CFPtr, probs: CFPtr
         let rowOff: UnsafePointer<Int>, probOff: UnsafePointer<Int>, maxT: Int
-        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int
+        let W: Int, H: Int, hd: Int, W3: Int, scale: Float, r0: Int, p0: Int, tail: Int
         func callAsFunction(_ chunk: Int, _ pairs: Range<Int>) {
             let dp = scratch + chunk * maxT * maxT
             for sh in pairs {
                 let s = sh / H, h = sh % H
                 let row = rowOff[s] - r0, T = rowOff[s + 1] - rowOff[s]
-                let q = qkv + row * W3 + h * hd, k = q + W, v = q + 2 * W
-                let dq = dqkv + row * W3 + h * hd, dk = dq + W, dv = dq + 2 * W
-                let p = probs + (probOff[s] - p0) + h * T * T
-                let dO = dout + row * W + h * hd
-                sgemm(false, true, T, T, hd, 1, dO, W, v, W3, 0, dp, T)      // dP = dO·Vᵀ
-                sgemm(true, false, T, hd, T, 1, p, T, dO, W, 0, dv, W3)      // dV = Pᵀ·dO
-                for i in 0..<T {                                              // dS = P ⊙ (dP − rowsum(P⊙dP))
+                let Tq = tail > 0 ? tail : T, orow = tail > 0 ? s * tail : row
+                let k = qkv + row * W3 + h * hd + W, v = k + W
+                let q = qkv + (row + T - Tq) * W3 + h * hd
+                let dk = dqkv + row * W3 + h * hd + W, dv = dk + W
+                let dq = dqkv + (row + T - Tq) * W3 + h * hd
+                let p = probs + (probOff[s] - p0) + h * Tq * T
+                let dO = dout + orow * W + h * hd
+                sgemm(false, true, Tq, T, hd, 1, dO, W, v, W3, 0, dp, T)     // dP = dO·Vᵀ
+                sgemm(true, false, T, hd, Tq, 1, p, T, dO, W, 0, dv, W3)     // dV = Pᵀ·dO
+                for i in 0..<Tq {                                             // dS = P ⊙ (dP − rowsum(P⊙dP))
                     let pr = p + i * T, dr = dp + i * T
                     let dot = rowDot(pr, dr, T)
                     for j in 0..<T { dr[j] = pr[j] * (dr[j] - dot) }
                 }
-                sgemm(false, false, T, hd, T, scale, dp, T, k, W3, 0, dq, W3) // dQ = scale·dS·K
-                sgemm(true, false, T, hd, T, scale, dp, T, q, W3, 0, dk, W3)  // dK = scale·dSᵀ·Q
+                sgemm(false, false, Tq, hd, T, scale, dp, T, k, W3, 0, dq, W3) // dQ = scale·dS·K
+                sgemm(true, false, T, hd, Tq, scale, dp, T, q, W3, 0, dk, W3)  // dK = scale·dSᵀ·Q
+                for i in 0..<(T - Tq) {                                        // rows that are not queries
+                    (dqkv + (row + i) * W3 + h * hd).update(repeating: 0, count: hd)
+                }
             }
         }
     }
     ex.forEach(S * H, grain: max(1, 4096 / max(1, maxT * maxT * hd / 64)),
                Body(dqkv: dqkv, scratch: scratch, dout: dout, qkv: qkv, probs: probs, rowOff: rowOff, probOff: probOff,
-                    maxT: maxT, W: W, H: H, hd: hd, W3: W3, scale: scale, r0: rowOff[0], p0: probOff[0]))
+                    maxT: maxT, W: W, H: H, hd: hd, W3: W3, scale: scale, r0: rowOff[0], p0: probOff[0], tail: tail))
 }
 
 /// Uniform-length forms (S sequences of T tokens; probs [S, H, T, T]).

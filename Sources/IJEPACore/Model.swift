@@ -61,9 +61,9 @@ public final class Model {
     /// Scratch of encode / encodeLayers (pooling sums, per-thread normalized rows).
     let encodeScratch = FloatBuffer()
     let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
-    let predRows = FloatBuffer(), predNorm = FloatBuffer(), predMean = FloatBuffer(), predRstd = FloatBuffer()
+    let predNorm = FloatBuffer(), predMean = FloatBuffer(), predRstd = FloatBuffer()
     let predOut = FloatBuffer()
-    let dPredNorm = FloatBuffer(), dPredLast = FloatBuffer()
+    let dPredNorm = FloatBuffer()
     /// Tests: keep the targets readable after the step (the loss gradient then gets its own buffer).
     var keepTargets = false
     let dPredOut = FloatBuffer()
@@ -276,7 +276,6 @@ public final class Model {
             predLen.append(l); predOff.append(predOff[q] + l)
         }
         let Mc = ctxOff[nc]                     // context rows
-        let Mp = predOff[Sp]                    // predictor rows
         lastCtxRows = Mc
         let cLen = ctxLen, cOff = ctxOff, pOff = predOff
 
@@ -306,7 +305,8 @@ public final class Model {
 
         // 3. predictor: embed context, add predictor pos; append mask tokens + pos per target block
         let predShape = StackShape(S: Sp, T: Kc + Kt, W: Dp, H: c.effectivePredHeads, hidden: c.predMlpHidden, depth: c.predDepth)
-        try predStack.prepare(predShape, lengths: predLen, training: true, threads: ex.threads)
+        // (only the mask-token rows are outputs: the last block skips the context rows' work)
+        try predStack.prepare(predShape, lengths: predLen, training: true, threads: ex.threads, outputTail: Kt)
         let xp = predStack.input
         let pe = try dpe.ensure(Mc * Dp)     // predictor_embed(z) + pos, reused as dpe in backward
         linearForward(pe, z, w + PR.embedW, w + PR.embedB, Mc, D, Dp, ex)
@@ -328,11 +328,7 @@ public final class Model {
                 }
             }
         }
-        let predLast = predStack.forward(params: w, blocks: PR.blocks, ex)
-        let rows = try predRows.ensure(Mt * Dp)
-        for j in 0..<Sp {
-            (rows + j * Kt * Dp).update(from: predLast + (pOff[j] + cLen[j % nc]) * Dp, count: Kt * Dp)
-        }
+        let rows = CFPtr(predStack.forward(params: w, blocks: PR.blocks, ex))   // [Mt, Dp]: sequence j's targets at j·Kt
         let pn = try predNorm.ensure(Mt * Dp), pm = try predMean.ensure(Mt), pr = try predRstd.ensure(Mt)
         layerNormForward(pn, pm, pr, rows, w + PR.normW, w + PR.normB, Mt, Dp, blockLNEps, ex)
         let out = try predOut.ensure(Mt * D)
@@ -349,13 +345,10 @@ public final class Model {
         grads.zero(layout.totalCount)
         let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
-        let dnorm = try dPredLast.ensure(Mt * Dp)   // target-row grads, dense
-        try layerNormBackward(dnorm, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
-                          accumulate: false, ex)
-        // the predictor's output gradient: zero on context rows, dnorm on each sequence's target rows
+        // the predictor's output gradient: its mask-token rows, compact (the stack's output tail)
         let dlast = try predStack.prepareBackward()
-        dlast.update(repeating: 0, count: Mp * Dp)
-        for j in 0..<Sp { (dlast + (pOff[j] + cLen[j % nc]) * Dp).update(from: dnorm + j * Kt * Dp, count: Kt * Dp) }
+        try layerNormBackward(dlast, g + PR.normW, g + PR.normB, dpn, rows, pm, pr, w + PR.normW, Mt, Dp,
+                          accumulate: false, ex)
         let dxp = try predStack.backward(params: w, grads: g, blocks: PR.blocks, ex)
         // mask token: Σ over all target rows; context rows: Σ over the npred copies of each context
         let dmt = g + PR.maskToken

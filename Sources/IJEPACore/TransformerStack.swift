@@ -4,6 +4,11 @@
 /// padding, so only attention sees sequence boundaries.
 /// Each block: x = x + proj(attn(norm1(x))); x = x + fc2(gelu(fc1(norm2(x)))). LayerNorm eps 1e-6.
 /// The final norm is not part of the stack: callers apply it to the rows they need.
+/// A training stack can be told that only the last k rows of each sequence are outputs (the
+/// predictor, whose outputs are its mask tokens): its last layer then takes queries, the
+/// projection and the MLP on those rows only (every row is still a key and value) and its output
+/// is compact, k rows per sequence — the same numbers as the full layer's rows, with the work of
+/// the other rows skipped.
 struct StackShape: Equatable {
     /// S sequences of (at most, when ragged) T tokens.
     var S: Int, T: Int, W: Int, H: Int, hidden: Int, depth: Int
@@ -60,6 +65,10 @@ final class TransformerStack {
     var rowOff: UnsafeMutablePointer<Int> { offsets }
     var probOff: UnsafeMutablePointer<Int> { offsets + shape.S + 1 }
     var chunkSeq: UnsafeMutablePointer<Int> { offsets + 2 * (shape.S + 1) }
+    /// With an output tail: probabilities of the last layer, H·k·T_s floats per sequence.
+    var probOffTail: UnsafeMutablePointer<Int> { offsets + 3 * (shape.S + 1) }
+    /// Output rows per sequence of the last layer (0: all rows).
+    private(set) var tail = 0
     private var nChunks = 0, chunkProbs = 0
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
@@ -88,23 +97,30 @@ final class TransformerStack {
 
     /// Lays out buffers for `shape` (`lengths`: S per-sequence lengths, each 1...shape.T; nil =
     /// all shape.T). Training keeps every layer's activations for all M rows; inference keeps
-    /// one layer of scratch per thread for one chunk of sequences.
-    func prepare(_ shape: StackShape, lengths: [Int]? = nil, training: Bool, threads: Int) throws(IJEPAError) {
+    /// one layer of scratch per thread for one chunk of sequences. outputTail k > 0 (training
+    /// only, every length ≥ k): only the last k rows of each sequence are outputs.
+    func prepare(_ shape: StackShape, lengths: [Int]? = nil, training: Bool, threads: Int,
+                 outputTail: Int = 0) throws(IJEPAError) {
         self.shape = shape
         let S = shape.S, W = shape.W, Hd = shape.hidden, H = shape.H
-        if offsetsCapacity < 3 * (S + 1) {
+        if offsetsCapacity < 4 * (S + 1) {
             offsets.deallocate()
-            offsets = .allocate(capacity: 3 * (S + 1))
-            offsetsCapacity = 3 * (S + 1)
+            offsets = .allocate(capacity: 4 * (S + 1))
+            offsetsCapacity = 4 * (S + 1)
         }
-        let rowOff = self.rowOff, probOff = self.probOff, chunkSeq = self.chunkSeq
-        rowOff[0] = 0; probOff[0] = 0
+        let k = training && shape.depth > 0 ? outputTail : 0
+        tail = k
+        let rowOff = self.rowOff, probOff = self.probOff, chunkSeq = self.chunkSeq, probOffTail = self.probOffTail
+        rowOff[0] = 0; probOff[0] = 0; probOffTail[0] = 0
         for s in 0..<S {
             let t = lengths?[s] ?? shape.T
+            if t < k { throw IJEPAError.internalError("a sequence of \(t) rows is shorter than its \(k) output rows") }
             rowOff[s + 1] = rowOff[s] + t
             probOff[s + 1] = probOff[s] + H * t * t
+            probOffTail[s + 1] = probOffTail[s] + H * k * t
         }
         M = rowOff[S]; probTotal = probOff[S]
+        let Mq = S * k, probTail = probOffTail[S]
         // chunks: add whole sequences while they fit in chunkRowTarget rows (at least one each)
         nChunks = 0; chunkRows = 0; chunkProbs = 0
         var s0 = 0
@@ -123,13 +139,23 @@ final class TransformerStack {
         let nLayers = training ? shape.depth : threads
         // a layer: all activations (inference scratch) or the kept ones (training)
         let per = layerRows * ((training ? 5 : 8) * W + (training ? 1 : 2) * Hd + 4) + (training ? probTotal : chunkProbs)
+        // the last layer with an output tail: ln1 statistics and qkv for all rows, the rest for Mq
+        let tailLayer = M * (3 * W + 2) + Mq * (2 * W + Hd + 2) + probTail
         let scratch = training ? threads * chunkRows * (2 * W + Hd) : 0
-        var p = try store.ensure(M * W + nLayers * per + scratch)
+        var p = try store.ensure(M * W + (k > 0 ? (nLayers - 1) * per + tailLayer : nLayers * per) + scratch)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
         layers.removeAll(keepingCapacity: true)
         let R = layerRows
-        for _ in 0..<nLayers {
+        for l in 0..<nLayers {
+            if k > 0 && l == nLayers - 1 {
+                let ln1Mean = take(M), ln1Rstd = take(M), qkv = take(3 * M * W), probs = take(probTail)
+                let res1 = take(Mq * W), ln2Mean = take(Mq), ln2Rstd = take(Mq), fc1 = take(Mq * Hd)
+                layers.append(LayerActs(ln1: input, ln1Mean: ln1Mean, ln1Rstd: ln1Rstd, qkv: qkv, probs: probs,
+                                        attn: input, res1: res1, ln2: input, ln2Mean: ln2Mean, ln2Rstd: ln2Rstd,
+                                        fc1: fc1, gelu: input, out: take(Mq * W)))
+                continue
+            }
             // training: ln1, ln2 and gelu get their pointers per task (forward) or are recomputed
             // (backward); `input` stands in here and is never written through them
             let ln1 = training ? input : take(R * W)
@@ -163,7 +189,8 @@ final class TransformerStack {
         return dres
     }
 
-    /// Training forward: reads `input`, keeps all activations; returns the last layer's output.
+    /// Training forward: reads `input`, keeps all activations; returns the last layer's output
+    /// ([M, W], or [S·k, W] with an output tail k: sequence s's last k rows at rows s·k).
     /// Sequences are independent in the forward pass: each task runs all layers on its chunk.
     @discardableResult
     func forward(params: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
@@ -177,9 +204,16 @@ final class TransformerStack {
                 let ln = st.fwdScratch + worker * st.chunkRows * (2 * s.W + s.hidden)
                 let attn = ln + st.chunkRows * s.W, gelu = attn + st.chunkRows * s.W
                 for l in 0..<s.depth {
-                    var a = TransformerStack.offset(st.layers[l], rows: st.rowOff[s0], probs: st.probOff[s0], s)
+                    let last = st.tail > 0 && l == s.depth - 1
+                    var a = last ? TransformerStack.offsetTail(st.layers[l], rows: st.rowOff[s0], compact: s0 * st.tail,
+                                                               probs: st.probOffTail[s0], s)
+                                 : TransformerStack.offset(st.layers[l], rows: st.rowOff[s0], probs: st.probOff[s0], s)
                     a.ln1 = ln; a.ln2 = ln; a.attn = attn; a.gelu = gelu   // consumed within the block
-                    st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
+                    if last {
+                        st.blockForwardTail(a, x: x, seq: s0, count: n, params: params, blocks[l])
+                    } else {
+                        st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
+                    }
                     x = CFPtr(a.out)
                 }
             }
@@ -195,6 +229,37 @@ final class TransformerStack {
                          probs: a.probs + q, attn: a.attn + r * W, res1: a.res1 + r * W,
                          ln2: a.ln2 + r * W, ln2Mean: a.ln2Mean + r, ln2Rstd: a.ln2Rstd + r,
                          fc1: a.fc1 + r * Hd, gelu: a.gelu + r * Hd, out: a.out + r * W)
+    }
+
+    /// `offset` for the last layer with an output tail: ln1 statistics and qkv move to row
+    /// `rows`, the tail rows' activations to compact row `compact`, probabilities to `probs`.
+    static func offsetTail(_ a: LayerActs, rows r: Int, compact c: Int, probs q: Int, _ s: StackShape) -> LayerActs {
+        let W = s.W, Hd = s.hidden
+        return LayerActs(ln1: a.ln1, ln1Mean: a.ln1Mean + r, ln1Rstd: a.ln1Rstd + r, qkv: a.qkv + r * 3 * W,
+                         probs: a.probs + q, attn: a.attn, res1: a.res1 + c * W,
+                         ln2: a.ln2, ln2Mean: a.ln2Mean + c, ln2Rstd: a.ln2Rstd + c,
+                         fc1: a.fc1 + c * Hd, gelu: a.gelu, out: a.out + c * W)
+    }
+
+    /// The last training block with an output tail k on sequences seq..<seq+count: LayerNorm
+    /// and qkv for every row (keys and values), attention for the last k queries of each
+    /// sequence, then the residual, projection and MLP on those rows only, written compact.
+    func blockForwardTail(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets) {
+        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial, k = tail
+        let M = rowOff[seq + S] - rowOff[seq], Mq = S * k
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
+        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOffTail + seq, maxT: s.T,
+                         W, s.H, ex, tail: k)
+        // res1 = x + proj(attn) on the tail rows: (x + b) + attn·Wᵀ, the same floats as blockForward
+        for i in 0..<S {
+            (a.res1 + i * k * W).update(from: x + (rowOff[seq + i + 1] - rowOff[seq] - k) * W, count: k * W)
+        }
+        linearForward(a.res1, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
+        geluForward(a.gelu, a.fc1, Mq * Hd, ex)
+        linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, residual: a.res1, ex)
     }
 
     /// One block on sequences seq..<seq+count (single-threaded; the caller parallelizes over
@@ -229,7 +294,8 @@ final class TransformerStack {
     }
 
     /// Backward through all blocks, after `prepareBackward` and with the gradient of the last
-    /// output written where it said (the shared scratch is not copied); returns the gradient of
+    /// output written where it said ([S·k, W] compact with an output tail k; the shared scratch
+    /// is not copied); returns the gradient of
     /// `input` (a scratch pointer valid until the next prepareBackward of a stack sharing the
     /// scratch). Param grads accumulate.
     func backward(params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
@@ -237,6 +303,10 @@ final class TransformerStack {
         for l in stride(from: s.depth - 1, through: 0, by: -1) {
             let a = layers[l], o = blocks[l]
             let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
+            if tail > 0 && l == s.depth - 1 {
+                try backwardTail(a, xin: xin, params: w, grads: g, o, ex)
+                continue
+            }
             // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1)))); gelu and ln2 are recomputed
             linearBackwardInput(dhid, dres, w + o.fc2W, M, Hd, W, ex)            // dgelu
             geluRecomputeBackward(big, dhid, dhid, a.fc1, M * Hd, ex)            // gelu; dfc1 in place
@@ -257,5 +327,37 @@ final class TransformerStack {
                               w + o.norm1W, M, W, accumulate: true, ex)
         }
         return dres
+    }
+
+    /// Backward through the last block with an output tail k (see blockForwardTail): dres holds
+    /// the compact [S·k, W] output gradient on entry and the full [M, W] input gradient on exit.
+    private func backwardTail(_ a: LayerActs, xin: CFPtr, params w: CFPtr, grads g: FPtr, _ o: BlockOffsets,
+                              _ ex: Exec) throws(IJEPAError) {
+        let s = shape, M = self.M, W = s.W, Hd = s.hidden, k = tail, Mq = s.S * k
+        // MLP branch on the tail rows
+        linearBackwardInput(dhid, dres, w + o.fc2W, Mq, Hd, W, ex)
+        geluRecomputeBackward(big, dhid, dhid, a.fc1, Mq * Hd, ex)
+        linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, Mq, Hd, W, ex)
+        layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, Mq, W, Hd, ex)
+        try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
+                              w + o.norm2W, Mq, W, accumulate: true, ex)
+        // attention branch: tail queries; dK and dV for every row, dQ 0 on the other rows
+        attentionRecomputeOutput(dln, a.probs, a.qkv, s.S, rowOff: rowOff, probOff: probOffTail, maxT: s.T, W, s.H, ex,
+                                 tail: k)
+        linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, Mq, W, W, ex)
+        attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOffTail, maxT: s.T,
+                          W, s.H, ex, tail: k)
+        layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
+        // the residual: the tail rows' gradient scattered to their rows (0 on the others), plus
+        // the LayerNorm branch of every row
+        lnRe.update(from: dres, count: Mq * W)
+        dres.update(repeating: 0, count: M * W)
+        for q in 0..<s.S {
+            (dres + (rowOff[q + 1] - k) * W).update(from: lnRe + q * k * W, count: k * W)
+        }
+        try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
+                              w + o.norm1W, M, W, accumulate: true, ex)
     }
 }
