@@ -144,3 +144,26 @@ func softmaxRows(_ x: FPtr, _ rows: Int, _ n: Int) {
         while j < n { row[j] *= inv[0]; j += 1 }
     }
 }
+
+/// Attention for selected queries of S sequences, serial (one task's sequences): sequence s has
+/// rows rowOff[s] − rowOff[0] ..< rowOff[s+1] − rowOff[0] of qkv (every row a key and value)
+/// and its queries are the compact rows selOff[s] − selOff[0] ..< selOff[s+1] − selOff[0] of
+/// q [·, W] (gathered q parts of qkv rows); out gets the same compact rows. probs: scratch of
+/// H·n_s·T_s floats for the largest sequence.
+func attentionSelectedQueries(_ out: FPtr, _ probs: FPtr, _ q: CFPtr, _ qkv: CFPtr, _ S: Int,
+                              rowOff: UnsafePointer<Int>, selOff: UnsafePointer<Int>, _ W: Int, _ H: Int) {
+    let hd = W / H, W3 = 3 * W
+    let scale = Float(1.0 / Double(hd).squareRoot())
+    for s in 0..<S {
+        let row = rowOff[s] - rowOff[0], T = rowOff[s + 1] - rowOff[s]
+        let qrow = selOff[s] - selOff[0], n = selOff[s + 1] - selOff[s]
+        if n == 0 { continue }
+        for h in 0..<H {
+            let k = qkv + row * W3 + h * hd + W, v = k + W
+            let p = probs + h * n * T
+            sgemm(false, true, n, T, hd, scale, q + qrow * W + h * hd, W, k, W3, 0, p, T)
+            softmaxRows(p, n, T)
+            sgemm(false, false, n, hd, T, 1, p, T, v, W3, 0, out + qrow * W + h * hd, W)
+        }
+    }
+}

@@ -72,8 +72,13 @@ public final class Model {
     public private(set) var lastShape = (batch: 0, kEnc: 0, kPred: 0)
     /// Context rows of the last forward_backward (Σ of the context lengths).
     public private(set) var lastCtxRows = 0
+    /// Target-encoder rows computed by the last forward_backward (patches some target block uses).
+    public private(set) var lastTargetRows = 0
     /// Per-step sequence tables (see forwardBackward), reused so a steady step does not allocate.
     var ctxLen: [Int] = [], ctxOff: [Int] = [], ctxIdx: [Int32] = [], ctxImage: [Int32] = []
+    /// Target rows: image b's patches that some target block uses are selRows[selOff[b]..<selOff[b+1]]
+    /// (ascending); selIndex[b·N + n] is patch n's row among them (−1: unused).
+    var selOff: [Int] = [], selRows: [Int32] = [], selIndex: [Int32] = []
     var predLen: [Int] = [], predOff: [Int] = []
 
     public init(config: ModelConfig) throws {
@@ -237,8 +242,33 @@ public final class Model {
         let enc = masks.enc, pred = masks.pred
         lastShape = (B, Kc, Kt)
 
-        // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather
-        let tgtFull = try encodeTokens(images: images, batch: B, weights: tw, stack: targetStack, out: targetFull)
+        // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather.
+        // Only the patches some target block uses are outputs: the last block (and the final norm)
+        // run on those rows alone, every patch still a key and value of its attention.
+        selOff.reserveCapacity(B + 1); selRows.reserveCapacity(B * N); selIndex.reserveCapacity(B * N)
+        selOff.removeAll(keepingCapacity: true); selRows.removeAll(keepingCapacity: true)
+        selIndex.removeAll(keepingCapacity: true)
+        selIndex.append(contentsOf: repeatElement(-1, count: B * N))
+        for p in 0..<npred { for b in 0..<B { for t in 0..<Kt { selIndex[b * N + Int(pred[(p * B + b) * Kt + t])] = 0 } } }
+        selOff.append(0)
+        for b in 0..<B {
+            for n in 0..<N where selIndex[b * N + n] == 0 {
+                selIndex[b * N + n] = Int32(selRows.count)
+                selRows.append(Int32(n))
+            }
+            selOff.append(selRows.count)
+        }
+        let Ms = selRows.count
+        _ = try embedFullImages(images: images, batch: B, weights: tw, stack: targetStack)
+        let tsel = try targetFull.ensure(Ms * D)
+        selOff.withUnsafeBufferPointer { so in
+            selRows.withUnsafeBufferPointer { sr in
+                targetStack.forwardInferenceSelected(params: tw, blocks: E.blocks, selOff: so.baseAddress!,
+                                                     selRows: sr.baseAddress!, out: tsel, ex)
+            }
+        }
+        layerNormForward(tsel, nil, nil, tsel, tw + E.normW, tw + E.normB, Ms, D, blockLNEps, ex)
+        lastTargetRows = Ms
         // (gathered first, then normalized in place: the same floats as normalizing all B·N rows,
         // without a second [B·N, D] buffer)
         let tg = try targets.ensure(Mt * D)
@@ -246,7 +276,7 @@ public final class Model {
             let p = j / (nenc * B), b = j % B
             for t in 0..<Kt {
                 let n = Int(pred[(p * B + b) * Kt + t])
-                (tg + (j * Kt + t) * D).update(from: tgtFull + (b * N + n) * D, count: D)
+                (tg + (j * Kt + t) * D).update(from: tsel + Int(selIndex[b * N + n]) * D, count: D)
             }
         }
         layerNormForward(tg, nil, nil, tg, nil, nil, Mt, D, 1e-5, ex)
@@ -601,17 +631,19 @@ public final class Model {
 
     // MARK: views for tests and tools
 
-    /// Copies of the last forward_backward's intermediate tensors: "target_full" [B,N,D],
+    /// Copies of the last forward_backward's intermediate tensors: "target_rows" [R, D] (the
+    /// target encoder's outputs, final norm included, on the R patches some target block uses:
+    /// image by image, ascending patch index),
     /// "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D] (ragged: the contexts' rows one
     /// after the other, [Σ lengths, D]); "targets" [npred*nenc*B, Kt, D] only with `keepTargets` (their
     /// buffer otherwise holds the loss gradient after the step).
     public func lastTensor(_ name: String) -> [Float]? {
         let (B, _, Kt) = lastShape
-        let D = config.embedDim, N = config.numPatches
+        let D = config.embedDim
         let nenc = config.numEncMasks, npred = config.numPredMasks
         let (buf, n): (FloatBuffer, Int)
         switch name {
-        case "target_full": (buf, n) = (targetFull, B * N * D)
+        case "target_rows": (buf, n) = (targetFull, lastTargetRows * D)
         case "targets" where keepTargets: (buf, n) = (targets, npred * nenc * B * Kt * D)
         case "pred_out": (buf, n) = (predOut, npred * nenc * B * Kt * D)
         case "ctx_out": (buf, n) = (ctxOut, lastCtxRows * D)

@@ -40,6 +40,24 @@ struct InferenceTask<Tap: LayerTap>: PoolTask {
     }
 }
 
+/// One chunk of sequences through all layers, the last one on selected rows only
+/// (TransformerStack.forwardInferenceSelected).
+struct InferenceSelectedTask: PoolTask {
+    let stack: TransformerStack, params: CFPtr, blocks: [BlockOffsets]
+    let selOff: UnsafePointer<Int>, selRows: UnsafePointer<Int32>, out: FPtr
+    func callAsFunction(_ c: Int, _ worker: Int) {
+        let st = stack, d = st.shape.depth
+        let s0 = st.chunkSeq[c], n = st.chunkSeq[c + 1] - s0
+        let x = st.input + st.rowOff[s0] * st.shape.W
+        let a = st.layers[worker]
+        for l in 0..<(d - 1) {
+            st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: false)
+        }
+        st.blockForwardSelected(a, x: x, seq: s0, count: n, params: params, blocks[d - 1],
+                                selOff: selOff, selRows: selRows, out: out)
+    }
+}
+
 /// Per-layer activations, carved out of one growing buffer (allocated once per shape). For
 /// training only qkv, probs, res1, fc1, out and the LayerNorm statistics are kept per layer;
 /// ln1, ln2, attn and gelu point into per-worker scratch in the forward pass and are recomputed
@@ -291,6 +309,46 @@ final class TransformerStack {
     @discardableResult
     func forwardInference(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec) -> FPtr {
         forwardInference(params: w, blocks: blocks, ex, tap: NoTap())
+    }
+
+    /// Inference forward whose last layer computes only selected rows: sequence s's rows
+    /// selRows[selOff[s] ..< selOff[s+1]] (ascending, relative to the sequence), written compact
+    /// to out [selOff[S], W] in that order — the same numbers as those rows of
+    /// forwardInference (every row is still a key and value of the last attention). Needs
+    /// depth ≥ 1 and at most shape.T selected rows per sequence; `input` is overwritten.
+    func forwardInferenceSelected(params w: CFPtr, blocks: [BlockOffsets], selOff: UnsafePointer<Int>,
+                                  selRows: UnsafePointer<Int32>, out: FPtr, _ ex: Exec) {
+        ex.pool.run(tasks: nChunks, InferenceSelectedTask(stack: self, params: w, blocks: blocks, selOff: selOff,
+                                                          selRows: selRows, out: out))
+    }
+
+    /// The last inference block on the selected rows of sequences seq..<seq+count (see
+    /// forwardInferenceSelected): LayerNorm and qkv for every row, attention for the selected
+    /// queries, then the residual, projection and MLP on those rows, in `out` at their compact rows.
+    func blockForwardSelected(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets,
+                              selOff: UnsafePointer<Int>, selRows: UnsafePointer<Int32>, out: FPtr) {
+        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
+        let M = rowOff[seq + S] - rowOff[seq]
+        let q0 = selOff[seq], Mq = selOff[seq + S] - q0
+        let y = out + q0 * W
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
+        // the selected rows' queries (into ln2, free until the MLP) and residual stream (into y)
+        for i in 0..<S {
+            let base = rowOff[seq + i] - rowOff[seq]
+            for j in selOff[seq + i]..<selOff[seq + i + 1] {
+                let r = base + Int(selRows[j])
+                (a.ln2 + (j - q0) * W).update(from: a.qkv + r * 3 * W, count: W)
+                (y + (j - q0) * W).update(from: x + r * W, count: W)
+            }
+        }
+        attentionSelectedQueries(a.attn, a.probs, a.ln2, a.qkv, S, rowOff: rowOff + seq, selOff: selOff + seq, W, s.H)
+        // y = (x + b) + attn·Wᵀ, then y += fc2(gelu(fc1(ln2(y)))): the same floats as blockForward
+        linearForward(y, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, y, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
+        geluForward(a.gelu, a.fc1, Mq * Hd, ex)
+        linearForward(y, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, accumulate: true, ex)
     }
 
     /// Backward through all blocks, after `prepareBackward` and with the gradient of the last

@@ -79,9 +79,29 @@ final class FixtureTests: XCTestCase {
             let refLoss = try f.file.floats("step\(s).loss")[0]
             XCTAssertEqual(loss, refLoss, accuracy: 1e-5 * abs(refLoss), "\(name) step \(s) loss")
             if s == 1 {
-                for key in ["target_full", "targets", "ctx_out", "pred_out"] {
+                for key in ["targets", "ctx_out", "pred_out"] {
                     assertCloseToScale(m.lastTensor(key) ?? [], try f.file.floats("step1." + key), tol: 1e-5, "\(name) step1.\(key)")
                 }
+                // the target encoder's rows the step computed (the patches some target block
+                // uses), then all of them through encode
+                let full = try f.file.floats("step1.target_full")
+                let N = f.config.numPatches, D = f.config.embedDim
+                var picked = [Float]()
+                for b in 0..<f.batch {
+                    for j in m.selOff[b]..<m.selOff[b + 1] {
+                        let n = Int(m.selRows[j])
+                        picked += full[((b * N + n) * D)..<((b * N + n + 1) * D)]
+                    }
+                }
+                XCTAssertLessThan(m.lastTargetRows, f.batch * N, "\(name): some patches are in no target block")
+                assertCloseToScale(m.lastTensor("target_rows") ?? [], picked, tol: 1e-5, "\(name) step1.target_rows")
+                var tokens = [Float](repeating: 0, count: f.batch * N * D)
+                try img.withUnsafeBufferPointer { x in
+                    try tokens.withUnsafeMutableBufferPointer {
+                        try m.encode(images: x.baseAddress!, batch: f.batch, encoder: .target, tokens: $0.baseAddress!, pooled: nil)
+                    }
+                }
+                assertCloseToScale(tokens, full, tol: 1e-5, "\(name) step1.target_full (encode)")
                 for t in m.layout.tensors {
                     assertCloseToScale(view(m.grads, t), try f.file.floats("step1.grad." + t.name), tol: 1e-4, "\(name) grad \(t.name)")
                 }
