@@ -139,12 +139,17 @@ final class TransformerStack {
         }
         M = rowOff[S]; probTotal = probOff[S]
         let Mq = S * k, probTail = probOffTail[S]
-        // chunks: add whole sequences while they fit in chunkRowTarget rows (at least one each)
+        // chunks: add whole sequences while they fit in the chunk's rows (at least one each). The
+        // rows per chunk are about chunkRowTarget, evened out so that the number of chunks is a
+        // multiple of the threads (576 rows on 2 threads: 4 chunks of 144, not 2 + 1 of 256).
+        let perThread = max(1, (M + threads - 1) / max(1, threads))
+        let rounds = max(1, (perThread + Self.chunkRowTarget - 1) / Self.chunkRowTarget)
+        let rowLimit = max(1, (perThread + rounds - 1) / rounds)
         nChunks = 0; chunkRows = 0; chunkProbs = 0
         var s0 = 0
         while s0 < S {
             var s1 = s0 + 1
-            while s1 < S && rowOff[s1 + 1] - rowOff[s0] <= Self.chunkRowTarget { s1 += 1 }
+            while s1 < S && rowOff[s1 + 1] - rowOff[s0] <= rowLimit { s1 += 1 }
             chunkSeq[nChunks] = s0
             nChunks += 1
             chunkRows = max(chunkRows, rowOff[s1] - rowOff[s0])
