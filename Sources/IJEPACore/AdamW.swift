@@ -15,6 +15,9 @@ public struct AdamWHyper: Sendable {
 struct AdamWStepConstants {
     let decay: Float, b2: Float, omb1: Float, omb2: Float, bc2sqrt: Float, stepSize: Float, eps: Float
     let decays: Bool
+    /// A lane whose new moment |m| is at most mLimit, new v in [0, FLT_MAX] and decayed |p| at
+    /// most 1e37 certainly updates to finite values: denom ≥ ε, so |step_size·m/denom| ≤ 9e37.
+    let mLimit: Float
     init(lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) {
         decay = Float(1.0 - lr * weightDecay)
         decays = weightDecay != 0
@@ -24,6 +27,20 @@ struct AdamWStepConstants {
         bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot())
         stepSize = Float(lr / bc1)
         eps = Float(h.eps)
+        let ss = abs(Double(stepSize))
+        mLimit = Float(ss > 0 ? min(1e30, 9e37 * Double(eps) / (ss * 1.000_001)) : 1e30)
+    }
+
+    /// The update's first operations (decayed p, new m, new v) and whether they prove the lane's
+    /// update finite without the square root and divisions (see mLimit).
+    @inline(__always)
+    func certainlyFinite(p: F16, g: F16, m: F16, v: F16) -> Bool {
+        let pi = decays ? p * decay : p
+        let mi = m + omb1 * (g - m)
+        let vi = v * b2 + omb2 * g * g
+        let lim = F16(repeating: mLimit), big = F16(repeating: 1e37)
+        return all((mi .<= lim) .& (mi .>= -lim) .& (pi .<= big) .& (pi .>= -big)
+                   .& (vi .>= 0) .& (vi .<= Float.greatestFiniteMagnitude))
     }
 
     /// (new p, new m, new v) for 16 lanes:
@@ -63,20 +80,40 @@ func adamwUpdate(_ p: FPtr, _ g: CFPtr, _ m: FPtr, _ v: FPtr, _ n: Int,
 /// error with nothing changed, not a model full of Inf. x − x is 0 for finite x and NaN otherwise.
 func adamwUpdateStaysFinite(_ p: CFPtr, _ g: CFPtr, _ m: CFPtr, _ v: CFPtr, _ n: Int,
                             lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) -> Bool {
+    adamwCheck(p, g, m, v, n, lr: lr, weightDecay: weightDecay, step: step, h).staysFinite
+}
+
+/// adamwUpdateStaysFinite and the gradient's Σ g² (16-lane float partial sums of 4096 elements,
+/// added in float64) in one read of p, g, m and v. Lanes that a cheap bound proves finite skip
+/// the square root and divisions; the others run the update's exact operations, so the answer
+/// is exact either way.
+func adamwCheck(_ p: CFPtr, _ g: CFPtr, _ m: CFPtr, _ v: CFPtr, _ n: Int,
+                lr: Double, weightDecay: Double, step: Int64, _ h: AdamWHyper) -> (staysFinite: Bool, sumSquares: Double) {
     let c = AdamWStepConstants(lr: lr, weightDecay: weightDecay, step: step, h)
-    if !c.decay.isFinite || !c.stepSize.isFinite { return false }
+    let constantsFinite = c.decay.isFinite && c.stepSize.isFinite
     var acc = F16(repeating: 0)
-    var i = 0
-    while i + 16 <= n {
-        let (pn, mn, vn) = c.lanes(p: load16(p + i), g: load16(g + i), m: load16(m + i), v: load16(v + i))
-        acc += (pn - pn) + (mn - mn) + (vn - vn)
-        i += 16
+    var total = 0.0, i = 0
+    while i < n {
+        let end = min(n, i + 4096)
+        var sq = F16(repeating: 0)
+        while i + 16 <= end {
+            let gi = load16(g + i), pi = load16(p + i), mi = load16(m + i), vi = load16(v + i)
+            sq += gi * gi
+            if !c.certainlyFinite(p: pi, g: gi, m: mi, v: vi) {
+                let (pn, mn, vn) = c.lanes(p: pi, g: gi, m: mi, v: vi)
+                acc += (pn - pn) + (mn - mn) + (vn - vn)
+            }
+            i += 16
+        }
+        if i < end {
+            let k = end - i   // zero-filled lanes stay finite
+            let gi = loadPartial(g + i, k)
+            sq += gi * gi
+            let (pn, mn, vn) = c.lanes(p: loadPartial(p + i, k), g: gi, m: loadPartial(m + i, k), v: loadPartial(v + i, k))
+            acc += (pn - pn) + (mn - mn) + (vn - vn)
+            i = end
+        }
+        total += Double(sq.sum())
     }
-    if i < n {
-        let k = n - i   // zero-filled lanes stay finite
-        let (pn, mn, vn) = c.lanes(p: loadPartial(p + i, k), g: loadPartial(g + i, k),
-                                   m: loadPartial(m + i, k), v: loadPartial(v + i, k))
-        acc += (pn - pn) + (mn - mn) + (vn - vn)
-    }
-    return !any(acc .!= 0)
+    return (constantsFinite && !any(acc .!= 0), total)
 }

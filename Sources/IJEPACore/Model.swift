@@ -218,6 +218,21 @@ public final class Model {
         if !allFinite(p, n) { throw IJEPAError.numeric("\(what) contain NaN or Inf") }
     }
 
+    /// checkFinite over the gradients, a task per tensor on the model's threads.
+    func checkGradientsFinite() throws {
+        struct Body: ChunkBody {
+            let tensors: [TensorInfo], g: CFPtr, ok: FPtr
+            func callAsFunction(_: Int, _ r: Range<Int>) {
+                for ti in r { ok[ti] = allFinite(g + tensors[ti].offset, tensors[ti].count) ? 1 : 0 }
+            }
+        }
+        let ok = tensorFlags.ptr, tensors = layout.tensors
+        exec.forEachItem(tensors.count, Body(tensors: tensors, g: grads.ptr, ok: ok))
+        if (0..<tensors.count).contains(where: { ok[$0] != 1 }) {
+            throw IJEPAError.numeric("gradients contain NaN or Inf")
+        }
+    }
+
     // MARK: training
 
     /// Forward and backward of the I-JEPA loss on one batch; overwrites the gradients.
@@ -402,7 +417,7 @@ public final class Model {
         let dx0 = try encStack.backward(params: w, grads: g, blocks: E.blocks, ex)
         linearBackward(nil, g + E.patchW, g + E.patchB, dx0, cols, w + E.patchW, Mc, P, D, ex)
 
-        try Self.checkFinite(g, layout.totalCount, "gradients")
+        try checkGradientsFinite()
         gradsReady = true
         return loss
     }
@@ -455,7 +470,7 @@ public final class Model {
         let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
         let ex = exec
         let tensors = layout.tensors
-        // One parallel pass per tensor: the gradient's sum of squares and a dry run of the update
+        // One parallel pass (a task per tensor): the gradient's sum of squares and a dry run of the update
         // (an update that would overflow, e.g. a huge lr or weight decay, is an error with
         // nothing changed; with finite parameters and m in [0, 1] the EMA stays finite).
         struct Check: ChunkBody {
@@ -464,17 +479,15 @@ public final class Model {
             func callAsFunction(_: Int, _ r: Range<Int>) {
                 for ti in r {
                     let t = tensors[ti]
-                    let gt = g + t.offset
-                    let sq = sumOfSquares(gt, t.count)
+                    let (finite, sq) = adamwCheck(p + t.offset, g + t.offset, m + t.offset, v + t.offset, t.count,
+                                                  lr: lr, weightDecay: t.decay ? wd : 0, step: step, adam)
                     sqs[ti] = sq
-                    ok[ti] = scheduleOK && sq.isFinite
-                        && adamwUpdateStaysFinite(p + t.offset, gt, m + t.offset, v + t.offset, t.count,
-                                                  lr: lr, weightDecay: t.decay ? wd : 0, step: step, adam) ? 1 : 0
+                    ok[ti] = scheduleOK && sq.isFinite && finite ? 1 : 0
                 }
             }
         }
         let ok = tensorFlags.ptr, sqs = tensorSquares
-        ex.forEach(tensors.count, Check(tensors: tensors, g: g, p: p, m: mm, v: vv, ok: ok, sqs: sqs,
+        ex.forEachItem(tensors.count, Check(tensors: tensors, g: g, p: p, m: mm, v: vv, ok: ok, sqs: sqs,
                                         scheduleOK: scheduleOK, lr: lr, wd: wd, step: next, adam: adam))
         var sq = 0.0
         for ti in 0..<tensors.count { sq += sqs[ti] }
@@ -486,26 +499,25 @@ public final class Model {
         if let bad = (0..<tensors.count).first(where: { ok[$0] != 1 }) {
             throw IJEPAError.numeric("this update (lr \(lr), weight decay \(wd)) would make \(tensors[bad].name) or its AdamW moments non-finite; nothing was updated")
         }
+        // AdamW per tensor, then (while the tensor is in cache) the EMA of its encoder part:
+        // θ̄ ← m·θ̄ + (1−m)·θ, with the updated θ as in the official order
         struct Update: ChunkBody {
             let tensors: [TensorInfo], g: CFPtr, p: FPtr, m: FPtr, v: FPtr, lr: Double, wd: Double, step: Int64
-            let adam: AdamWHyper
+            let adam: AdamWHyper, target: FPtr, encoderCount: Int, ema: Float, omm: Float
             func callAsFunction(_: Int, _ r: Range<Int>) {
                 for ti in r {
                     let t = tensors[ti]
                     adamwUpdate(p + t.offset, g + t.offset, m + t.offset, v + t.offset, t.count,
                                 lr: lr, weightDecay: t.decay ? wd : 0, step: step, adam)
+                    for j in t.offset..<min(t.offset + t.count, max(t.offset, encoderCount)) {
+                        target[j] = target[j] * ema + omm * p[j]
+                    }
                 }
             }
         }
-        ex.forEach(tensors.count, Update(tensors: tensors, g: g, p: p, m: mm, v: vv, lr: lr, wd: wd, step: next, adam: adam))
-        // EMA: θ̄ ← m·θ̄ + (1−m)·θ over the encoder
-        struct EMA: ChunkBody {
-            let target: FPtr, p: CFPtr, m: Float, omm: Float
-            func callAsFunction(_: Int, _ r: Range<Int>) {
-                for j in r { target[j] = target[j] * m + omm * p[j] }
-            }
-        }
-        ex.forEach(layout.encoderCount, grain: 65536, EMA(target: target.ptr, p: p, m: Float(m), omm: Float(1 - m)))
+        ex.forEachItem(tensors.count, Update(tensors: tensors, g: g, p: p, m: mm, v: vv, lr: lr, wd: wd, step: next, adam: adam,
+                                         target: target.ptr, encoderCount: layout.encoderCount,
+                                         ema: Float(m), omm: Float(1 - m)))
         step = next
         gradsReady = false
         var s = StepStats()

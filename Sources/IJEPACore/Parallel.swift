@@ -121,6 +121,22 @@ public final class Exec: @unchecked Sendable {
     }
 }
 
+extension Exec {
+    /// Calls `body(i, i..<i+1)` for every i in 0..<n, one task per item, handed out to the
+    /// threads as they become free (items of very different sizes, e.g. one per tensor).
+    func forEachItem<B: ChunkBody>(_ n: Int, _ body: B) {
+        if n <= 0 { return }
+        pool.run(tasks: n, ItemTask(body: body))
+    }
+}
+
+/// Item c as a pool task (Exec.forEachItem).
+struct ItemTask<B: ChunkBody>: PoolTask {
+    let body: B
+    @inline(__always)
+    func callAsFunction(_ c: Int, _ worker: Int) { body(c, c..<(c + 1)) }
+}
+
 /// The body of a parallel loop over chunks of an index range. Parallel bodies are structs, not
 /// closures: handing a closure to other threads needs a heap box per parallel region (Swift's
 /// withoutActuallyEscaping), and a steady-state training step must not allocate.

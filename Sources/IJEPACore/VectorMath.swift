@@ -109,16 +109,3 @@ func allFinite(_ x: CFPtr, _ n: Int) -> Bool {
     }
     return true
 }
-
-/// Σ x[i]² in float64, over 16-lane float32 partial sums of 4096 elements.
-func sumOfSquares(_ x: CFPtr, _ n: Int) -> Double {
-    var total = 0.0, i = 0
-    while i < n {
-        let end = min(n, i + 4096)
-        var acc = F16(repeating: 0)
-        while i + 16 <= end { let v = load16(x + i); acc += v * v; i += 16 }
-        if i < end { let v = loadPartial(x + i, end - i); acc += v * v; i = end }
-        total += Double(acc.sum())
-    }
-    return total
-}

@@ -246,6 +246,51 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testAdamWDryRunIsExactOnExtremeValues() {
+        // The dry run skips the square root and divisions when a bound proves a lane finite; its
+        // answer must still be exactly "the scalar update leaves everything finite". Values span
+        // 1e-10 ... 1e38 in magnitude (v also negative), learning rates up to 1e30.
+        var rng = RNG(seed: 23)
+        func wild() -> Float {
+            let e = rng.uniform() * 48 - 10
+            return Float(pow(10, e)) * (rng.uniform() < 0.5 ? -1 : 1)
+        }
+        var outcomes = Set<Bool>()
+        for trial in 0..<400 {
+            let n = 1 + trial % 37
+            var p = (0..<n).map { _ in Float(rng.normal()) }, g = p, m = p, v = p.map { $0 * $0 }
+            // a few wild entries per trial
+            for _ in 0..<(1 + trial % 3) {
+                let i = Int(rng.uniform() * Double(n)) % n
+                switch trial % 4 {
+                case 0: g[i] = wild()
+                case 1: m[i] = wild()
+                case 2: p[i] = wild()
+                default: v[i] = wild()
+                }
+            }
+            let lr = [1e-3, 1.0, 1e10, 1e30][trial % 4 == 3 ? (trial / 4) % 4 : (trial / 3) % 4]
+            let wd = trial % 2 == 0 ? 0.05 : 0.0
+            let step = Int64(1 + trial % 5), h = AdamWHyper()
+            let P = HostTensor(p), G = HostTensor(g), M = HostTensor(m), V = HostTensor(v)
+            let predicted = adamwUpdateStaysFinite(P.p, G.p, M.p, V.p, n, lr: lr, weightDecay: wd, step: step, h)
+            // the scalar update in float32, element by element
+            let decay = Float(1.0 - lr * wd), bc1 = 1.0 - pow(h.beta1, Double(step))
+            let bc2sqrt = Float((1.0 - pow(h.beta2, Double(step))).squareRoot()), stepSize = Float(lr / bc1)
+            var finite = decay.isFinite && stepSize.isFinite
+            for i in 0..<n {
+                let pi = wd != 0 ? p[i] * decay : p[i]
+                let mi = m[i] + Float(1.0 - h.beta1) * (g[i] - m[i])
+                let vi = v[i] * Float(h.beta2) + Float(1.0 - h.beta2) * g[i] * g[i]
+                let pn = pi - stepSize * (mi / (vi.squareRoot() / bc2sqrt + Float(h.eps)))
+                finite = finite && pn.isFinite && mi.isFinite && vi.isFinite
+            }
+            XCTAssertEqual(predicted, finite, "trial \(trial): lr \(lr), p \(p), g \(g), m \(m), v \(v)")
+            outcomes.insert(finite)
+        }
+        XCTAssertEqual(outcomes, [true, false], "both outcomes occur")
+    }
+
     func testSinCosPositionTableLayout() {
         let D = 8, G = 3
         let t = sinCosPosEmbed2D(dim: D, grid: G)
