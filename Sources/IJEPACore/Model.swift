@@ -387,7 +387,11 @@ public final class Model {
         if !loss.isFinite { throw IJEPAError.numeric("the loss is not finite (\(loss))") }
 
         // 5. backward
-        grads.zero(layout.totalCount)
+        struct Zero: ChunkBody {
+            let g: FPtr
+            func callAsFunction(_: Int, _ r: Range<Int>) { (g + r.lowerBound).update(repeating: 0, count: r.count) }
+        }
+        exec.forEach(layout.totalCount, grain: 1 << 18, Zero(g: g))
         let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
         // the predictor's output gradient: its mask-token rows, compact (the stack's output tail)
