@@ -99,7 +99,7 @@ def fmt_time(s):
 
 
 def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, stream=sys.stdout,
-             history=None):
+             history=None, resume=None, checkpoint=None, checkpoint_every=0):
     """Runs `steps` official training steps (batches drawn epoch by epoch, shuffled with
     `seed`, drop_last); stops early when time_budget seconds have passed. Returns the list of
     losses and the wall time.
@@ -108,19 +108,35 @@ def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, strea
     same draws as train_step(batch) would make): ragged ones when the config's ragged_context
     is set, uniform ones otherwise. If `history` is a dict, it receives per-step lists
     "context_length" (mean context patches per image: k_enc for uniform masks) and "step_s"
-    (seconds for sampling the masks and the training step)."""
+    (seconds for sampling the masks and the training step).
+
+    Long runs can be cut into pieces: every `checkpoint_every` steps (and after the last one)
+    `checkpoint(state)` is called after the step with a picklable dict of everything this loop
+    needs to go on (next step, data order and its generator, the augmentation's generator,
+    losses, history, elapsed time); the caller saves it with the model (training state
+    included). `pretrain(model_loaded_from_that_checkpoint, ..., resume=state)` then continues
+    exactly where it stopped: same batches, crops, masks and updates as one uninterrupted run."""
     ragged = model.config.ragged_context
     if history is not None:
         history.setdefault("context_length", [])
         history.setdefault("step_s", [])
-    rng = np.random.default_rng(seed)
-    aug = Augment(seed + 1)
     n = len(train_x)
     per_epoch = n // BATCH
-    order = rng.permutation(n)
-    losses = []
-    t0 = time.time()
-    for step in range(steps):
+    if resume is None:
+        rng = np.random.default_rng(seed)
+        aug = Augment(seed + 1)
+        order = rng.permutation(n)
+        losses, start, before = [], 0, 0.0
+    else:
+        rng, aug, order = resume["rng"], resume["aug"], resume["order"]
+        losses, start, before = list(resume["losses"]), resume["step"], resume["elapsed"]
+        if model.step != start:
+            raise ValueError(f"the model is at step {model.step} but the saved loop state at step {start}")
+        if history is not None:
+            for key in ("context_length", "step_s"):
+                history[key][:] = resume["history"].get(key, [])
+    t0 = time.time() - before
+    for step in range(start, steps):
         k = step % per_epoch
         if k == 0 and step > 0:
             order = rng.permutation(n)
@@ -144,6 +160,9 @@ def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, strea
             stream.write(f"\r[{bar}] step {step + 1}/{steps} epoch {step / per_epoch:5.2f} "
                          f"loss {st.loss:.4f} lr {st.lr:.2e} {rate:6.1f} img/s ETA {fmt_time(eta)}  ")
             stream.flush()
+        if checkpoint and ((checkpoint_every and (step + 1) % checkpoint_every == 0) or step == steps - 1):
+            checkpoint({"step": step + 1, "rng": rng, "aug": aug, "order": order, "losses": losses,
+                        "history": dict(history or {}), "elapsed": time.time() - t0})
         if time_budget and time.time() - t0 > time_budget:
             break
     if log_every:

@@ -10,9 +10,17 @@ accuracy per --last-k, feature std across images) and writes the loss curve and 
 --last-k: probe the mean-pooled features of the last k encoder blocks concatenated, once per
 value (JSON keys probe_accuracy for k=1, probe_accuracy_last<k> otherwise). --ragged and
 --full-grid select variants beyond the official recipe; they are part of the file names.
+
+Long runs (20 epochs is hours here) can be cut into pieces: with --checkpoint-every N the run
+is saved every N steps (model with its training state, and the loop's data order, crop and
+mask generators), and the same command with --resume continues exactly where it stopped, as
+one uninterrupted run would have:
+
+  python3 examples/fmnist_eval.py --epochs 20 --checkpoint-every 100 --resume
 """
 import argparse
 import os
+import pickle
 import sys
 import time
 
@@ -50,6 +58,10 @@ def main():
     ap.add_argument("--full-grid", action="store_true", help="the config's full_grid (not the official code)")
     ap.add_argument("--last-k", default="1,4", type=last_k_list,
                     help="comma list of k: probe the last k blocks' pooled features concatenated (default 1,4)")
+    ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                    help="save the run every N steps in --out (resume_<tag>.*) so that --resume can go on after an interruption")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run that --checkpoint-every saved in --out with the same flags, if there is one")
     a = ap.parse_args()
     tx, ty, vx, vy = F.load_fmnist()
     per_epoch = len(tx) // F.BATCH
@@ -59,11 +71,44 @@ def main():
         ap.error(f"--last-k: the encoder has {config.depth} blocks, got {max(a.last_k)}")
     os.makedirs(a.out, exist_ok=True)
     variant = F.variant_tag(config)
-    print(f"fmnist-tiny{variant}: {a.epochs:g} epochs = {steps} steps of {F.BATCH}")
-    model = ijepa.Model(config)
-    hist = {}
-    losses, wall = F.pretrain(model, tx, steps, seed=a.seed, log_every=5, history=hist)
     tag = f"ep{a.epochs:g}-seed{a.seed}{variant}"
+    state_path = os.path.join(a.out, f"resume_{tag}.pkl")
+    resume = None
+    if a.resume and os.path.exists(state_path):
+        with open(state_path, "rb") as f:
+            resume = pickle.load(f)
+        model = ijepa.Model.load(os.path.join(a.out, resume["model_file"]), n_threads=a.threads or None)
+        saved = model.config
+        for key in ("total_steps", "seed", "ragged_context", "full_grid"):
+            if getattr(saved, key) != getattr(config, key):
+                raise SystemExit(f"{state_path}: saved with {key} = {getattr(saved, key)}, this run has "
+                                 f"{getattr(config, key)}; use the same --epochs/--seed/--ragged/--full-grid")
+        print(f"fmnist-tiny{variant}: resuming at step {resume['step']} of {steps} from {state_path}")
+    else:
+        print(f"fmnist-tiny{variant}: {a.epochs:g} epochs = {steps} steps of {F.BATCH}")
+        model = ijepa.Model(config)
+    saved_model = [resume["model_file"]] if resume else []
+
+    def save_state(state):
+        # the model under a per-step name first, then the loop state naming it (atomically),
+        # then the previous model file: an interruption anywhere leaves a consistent pair
+        name = f"resume_{tag}.step{state['step']}.safetensors"
+        model.save(os.path.join(a.out, name), training_state=True)
+        tmp = state_path + ".tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(dict(state, model_file=name), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, state_path)
+        for old in saved_model:
+            if old != name and os.path.exists(os.path.join(a.out, old)):
+                os.remove(os.path.join(a.out, old))
+        saved_model[:] = [name]
+
+    hist = {}
+    losses, wall = F.pretrain(model, tx, steps, seed=a.seed, log_every=5, history=hist, resume=resume,
+                              checkpoint=save_state if a.checkpoint_every > 0 else None,
+                              checkpoint_every=a.checkpoint_every)
     model.save(os.path.join(a.out, f"fmnist_{tag}.safetensors"), training_state=True)
     F.save_loss_curve(losses, os.path.join(a.out, f"loss_{tag}.png"),
                       f"I-JEPA fmnist-tiny{variant}, {a.epochs:g} epochs")
