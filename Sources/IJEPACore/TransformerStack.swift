@@ -109,9 +109,9 @@ final class TransformerStack {
 
     deinit { offsets.deallocate() }
 
-    /// Rows per forward task: whole sequences, about 256 rows, so that a task runs every layer of
+    /// Rows per forward task: whole sequences, about 512 rows, so that a task runs every layer of
     /// its sequences with its activations in cache and no synchronization.
-    static let chunkRowTarget = 256
+    static let chunkRowTarget = 512
 
     /// Lays out buffers for `shape` (`lengths`: S per-sequence lengths, each 1...shape.T; nil =
     /// all shape.T). Training keeps every layer's activations for all M rows; inference keeps
@@ -140,8 +140,8 @@ final class TransformerStack {
         M = rowOff[S]; probTotal = probOff[S]
         let Mq = S * k, probTail = probOffTail[S]
         // chunks: add whole sequences while they fit in the chunk's rows (at least one each). The
-        // rows per chunk are about chunkRowTarget, evened out so that the number of chunks is a
-        // multiple of the threads (576 rows on 2 threads: 4 chunks of 144, not 2 + 1 of 256).
+        // rows per chunk are at most about chunkRowTarget, evened out so that the number of chunks is a
+        // multiple of the threads (576 rows on 2 threads: 2 chunks of 288, not 504 + 72).
         let perThread = max(1, (M + threads - 1) / max(1, threads))
         let rounds = max(1, (perThread + Self.chunkRowTarget - 1) / Self.chunkRowTarget)
         let rowLimit = max(1, (perThread + rounds - 1) / rounds)
