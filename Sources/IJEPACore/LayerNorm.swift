@@ -48,24 +48,39 @@ func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: C
         let accumulate: Bool, partial: FPtr
         func callAsFunction(_ chunk: Int, _ rows: Range<Int>) {
             let pw = partial + 2 * C * chunk, pb = pw + C
+            let one = F16(repeating: 1)
             for r in rows {
                 let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
-                let mu = mean[r], rs = rstd[r]
-                var sumG = Float(0), sumGX = Float(0)
-                for i in 0..<C {
-                    let xh = (x[i] - mu) * rs
-                    let g = weight.map { dy[i] * $0[i] } ?? dy[i]
+                let mu = F16(repeating: mean[r]), rs = F16(repeating: rstd[r])
+                // 16 lanes at a time (C need not be a multiple of 16: zero-filled tails add 0)
+                var sumG = F16(repeating: 0), sumGX = F16(repeating: 0)
+                var i = 0
+                while i < C {
+                    let k = min(16, C - i)
+                    let xv = k == 16 ? load16(x + i) : loadPartial(x + i, k)
+                    let d = k == 16 ? load16(dy + i) : loadPartial(dy + i, k)
+                    let w = weight.map { k == 16 ? load16($0 + i) : loadPartial($0 + i, k) } ?? one
+                    let xh = (xv - mu) * rs
+                    let g = d * w
                     sumG += g
                     sumGX += g * xh
-                    pw[i] += dy[i] * xh
-                    pb[i] += dy[i]
+                    let nw = (k == 16 ? load16(pw + i) : loadPartial(pw + i, k)) + d * xh
+                    let nb = (k == 16 ? load16(pb + i) : loadPartial(pb + i, k)) + d
+                    if k == 16 { store16(nw, pw + i); store16(nb, pb + i) } else { storePartial(nw, pw + i, k); storePartial(nb, pb + i, k) }
+                    i += k
                 }
-                let mG = sumG / Float(C), mGX = sumGX / Float(C)
-                for i in 0..<C {
-                    let g = weight.map { dy[i] * $0[i] } ?? dy[i]
-                    let xh = (x[i] - mu) * rs
-                    let v = (g - mG - xh * mGX) * rs
-                    if accumulate { dx[i] += v } else { dx[i] = v }
+                let mG = F16(repeating: sumG.sum() / Float(C)), mGX = F16(repeating: sumGX.sum() / Float(C))
+                i = 0
+                while i < C {
+                    let k = min(16, C - i)
+                    let xv = k == 16 ? load16(x + i) : loadPartial(x + i, k)
+                    let d = k == 16 ? load16(dy + i) : loadPartial(dy + i, k)
+                    let w = weight.map { k == 16 ? load16($0 + i) : loadPartial($0 + i, k) } ?? one
+                    let xh = (xv - mu) * rs
+                    var v = (d * w - mG - xh * mGX) * rs
+                    if accumulate { v += k == 16 ? load16(dx + i) : loadPartial(dx + i, k) }
+                    if k == 16 { store16(v, dx + i) } else { storePartial(v, dx + i, k) }
+                    i += k
                 }
             }
         }

@@ -39,40 +39,43 @@ final class KernelTests: XCTestCase {
     }
 
     func testLayerNormForwardBackward() throws {
-        var rng = RNG(seed: 2)
-        let M = 6, C = 10
-        let x = randomArray(M * C, &rng, scale: 2).enumerated().map { $0.element + Float($0.offset % 3) }
-        let w = randomArray(C, &rng), b = randomArray(C, &rng), R = randomArray(M * C, &rng)
-        for affine in [true, false] {
-            let eps: Float = affine ? 1e-6 : 1e-5
-            func fwd(_ x: [Float], _ w: [Float], _ b: [Float], ex: Exec) -> [Float] {
-                let o = HostTensor(zeros: M * C), X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b)
-                layerNormForward(o.p, nil, nil, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex)
-                return o.array
-            }
-            var naive = [Float](repeating: 0, count: M * C)
-            for r in 0..<M {
-                let row = (0..<C).map { Double(x[r * C + $0]) }
-                let mu = row.reduce(0, +) / Double(C)
-                let v = row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(C)
-                for i in 0..<C {
-                    let xh = (row[i] - mu) / (v + Double(eps)).squareRoot()
-                    naive[r * C + i] = Float(affine ? xh * Double(w[i]) + Double(b[i]) : xh)
+        // C = 10: only the 16-lane kernels' tails; C = 37: two full groups and a tail
+        for C in [10, 37] {
+            var rng = RNG(seed: 2)
+            let M = 6
+            let x = randomArray(M * C, &rng, scale: 2).enumerated().map { $0.element + Float($0.offset % 3) }
+            let w = randomArray(C, &rng), b = randomArray(C, &rng), R = randomArray(M * C, &rng)
+            for affine in [true, false] {
+                let eps: Float = affine ? 1e-6 : 1e-5
+                func fwd(_ x: [Float], _ w: [Float], _ b: [Float], ex: Exec) -> [Float] {
+                    let o = HostTensor(zeros: M * C), X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b)
+                    layerNormForward(o.p, nil, nil, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex)
+                    return o.array
                 }
-            }
-            assertClose(fwd(x, w, b, ex: ex1), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward affine=\(affine)")
-            assertClose(fwd(x, w, b, ex: ex2), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward 2 threads")
-            let mean = HostTensor(zeros: M), rstd = HostTensor(zeros: M), o = HostTensor(zeros: M * C)
-            let X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b), Rt = HostTensor(R)
-            layerNormForward(o.p, mean.p, rstd.p, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex1)
-            let dX = HostTensor(zeros: M * C), dW = HostTensor(zeros: C), dB = HostTensor(zeros: C)
-            try layerNormBackward(dX.p, affine ? dW.p : nil, affine ? dB.p : nil, Rt.p, X.p, mean.p, rstd.p,
-                              affine ? Wt.p : nil, M, C, accumulate: false, ex2)
-            var xv = x, wv = w, bv = b
-            XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv, eps: 1e-3) { dot(fwd($0, w, b, ex: ex1), R) }), 2e-2)
-            if affine {
-                XCTAssertLessThan(relativeL2(dW.array, finiteDifference(&wv) { dot(fwd(x, $0, b, ex: ex1), R) }), 1e-2)
-                XCTAssertLessThan(relativeL2(dB.array, finiteDifference(&bv) { dot(fwd(x, w, $0, ex: ex1), R) }), 1e-2)
+                var naive = [Float](repeating: 0, count: M * C)
+                for r in 0..<M {
+                    let row = (0..<C).map { Double(x[r * C + $0]) }
+                    let mu = row.reduce(0, +) / Double(C)
+                    let v = row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(C)
+                    for i in 0..<C {
+                        let xh = (row[i] - mu) / (v + Double(eps)).squareRoot()
+                        naive[r * C + i] = Float(affine ? xh * Double(w[i]) + Double(b[i]) : xh)
+                    }
+                }
+                assertClose(fwd(x, w, b, ex: ex1), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward affine=\(affine)")
+                assertClose(fwd(x, w, b, ex: ex2), naive, atol: 1e-5, rtol: 1e-5, "layernorm forward 2 threads")
+                let mean = HostTensor(zeros: M), rstd = HostTensor(zeros: M), o = HostTensor(zeros: M * C)
+                let X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b), Rt = HostTensor(R)
+                layerNormForward(o.p, mean.p, rstd.p, X.p, affine ? Wt.p : nil, affine ? B.p : nil, M, C, eps, ex1)
+                let dX = HostTensor(zeros: M * C), dW = HostTensor(zeros: C), dB = HostTensor(zeros: C)
+                try layerNormBackward(dX.p, affine ? dW.p : nil, affine ? dB.p : nil, Rt.p, X.p, mean.p, rstd.p,
+                                  affine ? Wt.p : nil, M, C, accumulate: false, ex2)
+                var xv = x, wv = w, bv = b
+                XCTAssertLessThan(relativeL2(dX.array, finiteDifference(&xv, eps: 1e-3) { dot(fwd($0, w, b, ex: ex1), R) }), 2e-2)
+                if affine {
+                    XCTAssertLessThan(relativeL2(dW.array, finiteDifference(&wv) { dot(fwd(x, $0, b, ex: ex1), R) }), 1e-2)
+                    XCTAssertLessThan(relativeL2(dB.array, finiteDifference(&bv) { dot(fwd(x, w, $0, ex: ex1), R) }), 1e-2)
+                }
             }
         }
     }
