@@ -33,22 +33,32 @@ STAGE := $(CURDIR)/$(BUILD)/stage
 HOST_AVX512 := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -w avx512f | grep -w avx512bw | grep -w avx512dq | grep -wq avx512vl && echo yes)
 TARGET_CPU ?= $(if $(HOST_AVX512),skylake-avx512,haswell)
 SWIFT_SPEED := -Xswiftc -target-cpu -Xswiftc $(TARGET_CPU)
-DIST_FLAGS := -c release --scratch-path .build-dist $(SWIFT_SPEED) -Xswiftc -static-stdlib \
+# release build flags of the distribution library for CPU $(1) (one scratch directory per CPU)
+dist_flags = -c release --scratch-path .build-dist-$(1) -Xswiftc -target-cpu -Xswiftc $(1) -Xswiftc -static-stdlib \
   -Xlinker -soname=libijepa.so.$(ABI) -Xlinker --version-script=$(CURDIR)/ijepa.map
 LIB := $(BUILD)/lib/libijepa.so.$(VERSION)
+# The same library for haswell, whatever TARGET_CPU is: valgrind (Tests/Sanitize) has no AVX-512.
+PORTABLE := $(BUILD)/portable/libijepa.so.$(ABI)
 SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
+# (a stamp per TARGET_CPU, so that changing it rebuilds the library)
+CPU_STAMP := $(BUILD)/.target-cpu-$(TARGET_CPU)
 
 .PHONY: all lib deps py-deps demo-deps test swift-test c-test examples examples-test python-test \
-        swift-example-test mpi-test sanitize-test fuzz-test install stage demo eval-fmnist bench bench-deps clean
+        swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-deps clean
 
 all: lib
 
 lib: $(LIB)
 
-$(LIB): $(SOURCES)
-	$(SWIFT) build $(DIST_FLAGS) --product ijepa
+$(CPU_STAMP):
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.target-cpu-*
+	@touch $@
+
+$(LIB): $(SOURCES) $(CPU_STAMP)
+	$(SWIFT) build $(call dist_flags,$(TARGET_CPU)) --product ijepa
 	@mkdir -p $(BUILD)/lib
-	cp .build-dist/release/libijepa.so $@
+	cp .build-dist-$(TARGET_CPU)/release/libijepa.so $@
 	ln -sf libijepa.so.$(VERSION) $(BUILD)/lib/libijepa.so.$(ABI)
 	ln -sf libijepa.so.$(ABI) $(BUILD)/lib/libijepa.so
 
@@ -81,6 +91,13 @@ install: lib
 # A private install that the C tests and examples build against, exactly as users do.
 stage: lib
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
+
+portable: $(PORTABLE)
+
+$(PORTABLE): $(SOURCES)
+	$(SWIFT) build $(call dist_flags,haswell) --product ijepa
+	@mkdir -p $(dir $@)
+	cp .build-dist-haswell/release/libijepa.so $@
 
 test: deps py-deps swift-test c-test examples-test python-test swift-example-test mpi-test sanitize-test fuzz-test
 	@echo "== all test suites passed"
@@ -120,8 +137,8 @@ OUT ?= out
 # during saves, RLIMIT_AS; then a bounded libFuzzer run over ijepa_model_load/load_weights that
 # also replays every regression input in Tests/Fuzz/regressions.
 FUZZ_SECONDS ?= 120
-sanitize-test: stage
-	Tests/Sanitize/run.sh
+sanitize-test: stage portable
+	PORTABLE_LIB_DIR=$(CURDIR)/$(dir $(PORTABLE)) Tests/Sanitize/run.sh
 
 fuzz-test: stage
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
@@ -150,7 +167,7 @@ bench: deps bench-deps bench/build/bench_ijepa
 	$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .build .build-dist $(BUILD) bench/build
+	rm -rf .build .build-dist-* $(BUILD) bench/build
 	-$(MAKE) -C Tests/C clean
 	-$(MAKE) -C examples clean
 	-$(MAKE) -C examples/mpi clean
