@@ -46,40 +46,37 @@ func layerNormBackward(_ dinp: FPtr, _ dweight: FPtr?, _ dbias: FPtr?, _ dout: C
     struct Body: ChunkBody {
         let dinp: FPtr, dout: CFPtr, inp: CFPtr, mean: CFPtr, rstd: CFPtr, weight: CFPtr?, C: Int
         let accumulate: Bool, partial: FPtr
+        /// (x̂, dy, dy·w) of lanes i..<i+k of row r (k ≤ 16; zero-filled tails add 0)
+        @inline(__always)
+        func lanes(_ r: Int, _ i: Int, _ k: Int, _ mu: F16, _ rs: F16) -> (xh: F16, d: F16, g: F16) {
+            let xh = (loadLanes(inp + r * C + i, k) - mu) * rs
+            let d = loadLanes(dout + r * C + i, k)
+            return (xh, d, weight.map { d * loadLanes($0 + i, k) } ?? d)
+        }
         func callAsFunction(_ chunk: Int, _ rows: Range<Int>) {
             let pw = partial + 2 * C * chunk, pb = pw + C
-            let one = F16(repeating: 1)
             for r in rows {
-                let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
+                let dx = dinp + r * C
                 let mu = F16(repeating: mean[r]), rs = F16(repeating: rstd[r])
-                // 16 lanes at a time (C need not be a multiple of 16: zero-filled tails add 0)
                 var sumG = F16(repeating: 0), sumGX = F16(repeating: 0)
                 var i = 0
-                while i < C {
+                while i < C {   // row sums, and the weight/bias partial sums of this chunk
                     let k = min(16, C - i)
-                    let xv = k == 16 ? load16(x + i) : loadPartial(x + i, k)
-                    let d = k == 16 ? load16(dy + i) : loadPartial(dy + i, k)
-                    let w = weight.map { k == 16 ? load16($0 + i) : loadPartial($0 + i, k) } ?? one
-                    let xh = (xv - mu) * rs
-                    let g = d * w
+                    let (xh, d, g) = lanes(r, i, k, mu, rs)
                     sumG += g
                     sumGX += g * xh
-                    let nw = (k == 16 ? load16(pw + i) : loadPartial(pw + i, k)) + d * xh
-                    let nb = (k == 16 ? load16(pb + i) : loadPartial(pb + i, k)) + d
-                    if k == 16 { store16(nw, pw + i); store16(nb, pb + i) } else { storePartial(nw, pw + i, k); storePartial(nb, pb + i, k) }
+                    storeLanes(loadLanes(pw + i, k) + d * xh, pw + i, k)
+                    storeLanes(loadLanes(pb + i, k) + d, pb + i, k)
                     i += k
                 }
                 let mG = F16(repeating: sumG.sum() / Float(C)), mGX = F16(repeating: sumGX.sum() / Float(C))
                 i = 0
                 while i < C {
                     let k = min(16, C - i)
-                    let xv = k == 16 ? load16(x + i) : loadPartial(x + i, k)
-                    let d = k == 16 ? load16(dy + i) : loadPartial(dy + i, k)
-                    let w = weight.map { k == 16 ? load16($0 + i) : loadPartial($0 + i, k) } ?? one
-                    let xh = (xv - mu) * rs
-                    var v = (d * w - mG - xh * mGX) * rs
-                    if accumulate { v += k == 16 ? load16(dx + i) : loadPartial(dx + i, k) }
-                    if k == 16 { store16(v, dx + i) } else { storePartial(v, dx + i, k) }
+                    let (xh, _, g) = lanes(r, i, k, mu, rs)
+                    var v = (g - mG - xh * mGX) * rs
+                    if accumulate { v += loadLanes(dx + i, k) }
+                    storeLanes(v, dx + i, k)
                     i += k
                 }
             }

@@ -21,6 +21,14 @@ func loadPartial(_ p: CFPtr, _ n: Int, fill: Float = 0) -> F16 {
 @inline(__always)
 func storePartial(_ v: F16, _ p: FPtr, _ n: Int) { for i in 0..<n { p[i] = v[i] } }
 
+/// k ≤ 16 floats: a full load when k == 16, else loadPartial (zero-filled).
+@inline(__always)
+func loadLanes(_ p: CFPtr, _ k: Int) -> F16 { k == 16 ? load16(p) : loadPartial(p, k) }
+
+/// The first k ≤ 16 lanes of v.
+@inline(__always)
+func storeLanes(_ v: F16, _ p: FPtr, _ k: Int) { if k == 16 { store16(v, p) } else { storePartial(v, p, k) } }
+
 /// e^x for every lane (x clamped to [-87.3, 88.7]).
 @inline(__always)
 func exp16(_ x0: F16) -> F16 {
