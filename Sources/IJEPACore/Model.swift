@@ -57,7 +57,8 @@ public final class Model {
     lazy var encStack = TransformerStack(backwardScratch: backwardScratch)
     lazy var predStack = TransformerStack(backwardScratch: backwardScratch)
     let colsT = FloatBuffer(), colsC = FloatBuffer()
-    let targetFull = FloatBuffer(), targets = FloatBuffer()
+    /// Target-encoder outputs: all tokens for encode, the target rows for forward_backward.
+    let targetOut = FloatBuffer(), targets = FloatBuffer()
     /// Scratch of encode / encodeLayers (pooling sums, per-thread normalized rows).
     let encodeScratch = FloatBuffer()
     let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
@@ -260,6 +261,7 @@ public final class Model {
         // 1. targets: target encoder on the full image → layer_norm (no affine, eps 1e-5) → gather.
         // Only the patches some target block uses are outputs: the last block (and the final norm)
         // run on those rows alone, every patch still a key and value of its attention.
+        if B * N > Int(Int32.max) { throw IJEPAError.shape("batch × patches (\(B) × \(N)) must be below 2^31") }
         selOff.reserveCapacity(B + 1); selRows.reserveCapacity(B * N); selIndex.reserveCapacity(B * N)
         selOff.removeAll(keepingCapacity: true); selRows.removeAll(keepingCapacity: true)
         selIndex.removeAll(keepingCapacity: true)
@@ -275,7 +277,7 @@ public final class Model {
         }
         let Ms = selRows.count
         _ = try embedFullImages(images: images, batch: B, weights: tw, stack: targetStack)
-        let tsel = try targetFull.ensure(Ms * D)
+        let tsel = try targetOut.ensure(Ms * D)
         selOff.withUnsafeBufferPointer { so in
             selRows.withUnsafeBufferPointer { sr in
                 targetStack.forwardInferenceSelected(params: tw, blocks: E.blocks, selOff: so.baseAddress!,
@@ -576,7 +578,7 @@ public final class Model {
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()
         let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
-        let out = try encodeTokens(images: images, batch: B, weights: w, stack: targetStack, out: targetFull)
+        let out = try encodeTokens(images: images, batch: B, weights: w, stack: targetStack, out: targetOut)
         let N = c.numPatches, D = c.embedDim
         try Self.checkFinite(out, B * N * D, "the encoder outputs (are the weights finite?)")
         if let tokens { tokens.update(from: out, count: B * N * D) }
@@ -649,7 +651,7 @@ public final class Model {
 
     /// Copies of the last forward_backward's intermediate tensors: "target_rows" [R, D] (the
     /// target encoder's outputs, final norm included, on the R patches some target block uses:
-    /// image by image, ascending patch index),
+    /// image by image, ascending patch index; until the next encode, which reuses the buffer),
     /// "pred_out" [npred*nenc*B, Kt, D], "ctx_out" [nenc*B, Kc, D] (ragged: the contexts' rows one
     /// after the other, [Σ lengths, D]); "targets" [npred*nenc*B, Kt, D] only with `keepTargets` (their
     /// buffer otherwise holds the loss gradient after the step).
@@ -659,7 +661,7 @@ public final class Model {
         let nenc = config.numEncMasks, npred = config.numPredMasks
         let (buf, n): (FloatBuffer, Int)
         switch name {
-        case "target_rows": (buf, n) = (targetFull, lastTargetRows * D)
+        case "target_rows": (buf, n) = (targetOut, lastTargetRows * D)
         case "targets" where keepTargets: (buf, n) = (targets, npred * nenc * B * Kt * D)
         case "pred_out": (buf, n) = (predOut, npred * nenc * B * Kt * D)
         case "ctx_out": (buf, n) = (ctxOut, lastCtxRows * D)

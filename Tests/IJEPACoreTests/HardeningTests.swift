@@ -53,6 +53,25 @@ final class HardeningTests: XCTestCase {
         _ = counter
     }
 
+    /// forward_backward's gradient check (a task per tensor) sees a NaN or Inf in any tensor,
+    /// the last one included, at 1 and 2 threads.
+    func testGradientCheckCoversEveryTensor() throws {
+        for threads in [1, 2] {
+            var c = ModelGradientTests.tinyConfig()
+            c.nThreads = threads
+            let m = try Model(config: c)
+            m.grads.zero(m.layout.totalCount)
+            XCTAssertNoThrow(try m.checkGradientsFinite())
+            for (i, bad) in [(0, Float.nan), (m.layout.totalCount - 1, .infinity), (m.layout.encoderCount, -.infinity)] {
+                m.grads.ptr[i] = bad
+                XCTAssertThrowsError(try m.checkGradientsFinite(), "index \(i), \(threads) thread(s)") { e in
+                    XCTAssertEqual((e as? IJEPAError)?.status, -7)
+                }
+                m.grads.ptr[i] = 0
+            }
+        }
+    }
+
     func testNonFiniteGradientsLeaveEverythingUnchanged() throws {
         var c = ModelGradientTests.tinyConfig()
         c.imageSize = 16; c.minKeep = 2

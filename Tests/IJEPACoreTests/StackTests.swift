@@ -20,6 +20,20 @@ final class StackTests: XCTestCase {
         return (blocks, n)
     }
 
+    /// Forward chunks are evened out over the threads: 16 sequences of 36 rows on 2 threads are
+    /// 2 chunks of 288 rows (not 504 + 72, where one thread would idle most of the time).
+    func testChunksEvenedOutOverThreads() throws {
+        let stack = TransformerStack()
+        let shape = StackShape(S: 16, T: 36, W: 8, H: 2, hidden: 16, depth: 1)
+        try stack.prepare(shape, training: false, threads: 2)
+        XCTAssertEqual(stack.chunkRows, 288)
+        try stack.prepare(shape, training: true, threads: 2)
+        XCTAssertEqual(stack.chunkRows, 288)
+        // many rows: chunks stay at most about chunkRowTarget
+        try stack.prepare(StackShape(S: 256, T: 64, W: 8, H: 2, hidden: 16, depth: 1), training: false, threads: 2)
+        XCTAssertLessThanOrEqual(stack.chunkRows, TransformerStack.chunkRowTarget)
+    }
+
     /// The target encoder's last block on selected rows only (forwardInferenceSelected) against
     /// forwardInference: 40 images of 6 rows (several chunks), each with its own selection
     /// (including none and all), depth 1 and 3, 1 and 2 threads.
