@@ -62,6 +62,20 @@ func linearBackward(_ dinp: FPtr?, _ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPt
 /// The input half of linearBackward: dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate).
 func linearBackwardInput(_ dinp: FPtr, _ dout: CFPtr, _ weight: CFPtr, _ M: Int, _ I: Int, _ O: Int,
                          accumulate: Bool = false, _ ex: Exec) {
+    let parts = columnParts(rows: M, cols: I, depth: O, ex)
+    if parts > 1 {
+        // few rows: each thread takes all rows and a block of columns, packing only its columns of W
+        struct Columns: ChunkBody {
+            let dinp: FPtr, dout: CFPtr, weight: CFPtr, M: Int, I: Int, O: Int, accumulate: Bool
+            func callAsFunction(_: Int, _ cols: Range<Int>) {
+                sgemm(false, false, M, cols.count, O, 1, dout, O, weight + cols.lowerBound, I,
+                      accumulate ? 1 : 0, dinp + cols.lowerBound, I)
+            }
+        }
+        ex.pool.run(tasks: parts, ColumnTask(body: Columns(dinp: dinp, dout: dout, weight: weight, M: M, I: I, O: O,
+                                                           accumulate: accumulate), n: I, parts: parts))
+        return
+    }
     struct Body: ChunkBody {
         let dinp: FPtr, dout: CFPtr, weight: CFPtr, I: Int, O: Int, accumulate: Bool
         func callAsFunction(_: Int, _ rows: Range<Int>) {
@@ -69,7 +83,9 @@ func linearBackwardInput(_ dinp: FPtr, _ dout: CFPtr, _ weight: CFPtr, _ M: Int,
                   accumulate ? 1 : 0, dinp + rows.lowerBound * I, I)
         }
     }
-    ex.forEach(M, grain: rowGrain(2 * I * O), Body(dinp: dinp, dout: dout, weight: weight, I: I, O: O, accumulate: accumulate))
+    // one block per thread up to 512 rows each (every block packs all of W), then smaller blocks
+    let grain = max(rowGrain(2 * I * O), min(512, (M + ex.threads - 1) / ex.threads))
+    ex.forEach(M, grain: grain, Body(dinp: dinp, dout: dout, weight: weight, I: I, O: O, accumulate: accumulate))
 }
 
 /// The parameter half of linearBackward: dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.
@@ -111,8 +127,26 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
                    Reduce(buf: buf, dweight: dweight, dbias: dbias, parts: parts, per: per, OI: O * I))
         return
     }
-    // split the output rows of dW (and the columns of db): no reduction across threads
-    struct Columns: ChunkBody {
+    // No reduction across threads: each thread takes a block of dW's rows (output features)
+    // or of its columns (input features), whichever repacks less. Every part packs all of the
+    // other operand: all of inp ([M, I]) when split by rows, all of dout ([M, O]) by columns.
+    if ex.threads > 1 && O < I && I >= 128 && 2 * M * O * I >= 2_000_000 {
+        struct InputColumns: ChunkBody {
+            let dweight: FPtr, dbias: FPtr?, dout: CFPtr, inp: CFPtr, M: Int, I: Int, O: Int, parts: Int
+            func callAsFunction(_ c: Int, _ cols: Range<Int>) {
+                sgemm(true, false, O, cols.count, M, 1, dout, O, inp + cols.lowerBound, I, 1, dweight + cols.lowerBound, I)
+                if let dbias {   // db's columns split evenly over the same parts
+                    let o0 = O * c / parts, o1 = O * (c + 1) / parts
+                    columnSumAccumulate(dbias + o0, dout + o0, M, o1 - o0, ld: O)
+                }
+            }
+        }
+        let parts = min(ex.threads, I / 64)
+        ex.pool.run(tasks: parts, ColumnTask(body: InputColumns(dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                                                                M: M, I: I, O: O, parts: parts), n: I, parts: parts))
+        return
+    }
+    struct OutputRows: ChunkBody {
         let dweight: FPtr, dbias: FPtr?, dout: CFPtr, inp: CFPtr, M: Int, I: Int, O: Int
         func callAsFunction(_: Int, _ cols: Range<Int>) {
             let o0 = cols.lowerBound, n = cols.count
@@ -120,7 +154,34 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
             if let dbias { columnSumAccumulate(dbias + o0, dout + o0, M, n, ld: O) }
         }
     }
-    ex.forEach(O, grain: max(8, rowGrain(2 * M * I)), Columns(dweight: dweight, dbias: dbias, dout: dout, inp: inp, M: M, I: I, O: O))
+    // one block per thread: more blocks would pack inp more often
+    let grain = max(8, rowGrain(2 * M * I), (O + ex.threads - 1) / ex.threads)
+    ex.forEach(O, grain: grain, OutputRows(dweight: dweight, dbias: dbias, dout: dout, inp: inp, M: M, I: I, O: O))
+}
+
+/// Row count per thread under which a product's rows are too few to split (each row block
+/// would repack the whole weight for little work).
+let smallRowsPerThread = 256
+
+/// How many column blocks to split a product with m rows and n output columns into: one per
+/// thread (each ≥ 64 columns) when the rows are few and the product is worth a fork (≥ 2 MFLOP),
+/// else 0 (split the rows).
+@inline(__always)
+func columnParts(rows m: Int, cols n: Int, depth k: Int, _ ex: Exec) -> Int {
+    if ex.threads == 1 || m >= smallRowsPerThread * ex.threads || 2 * m * n * k < 2_000_000 { return 0 }
+    let p = min(ex.threads, n / 64)
+    return p >= 2 ? p : 0
+}
+
+/// Column block c of n columns split into `parts`, boundaries on multiples of 16 floats (a
+/// 64-byte line, so threads writing neighbouring blocks of one row never share a line).
+struct ColumnTask<B: ChunkBody>: PoolTask {
+    let body: B, n: Int, parts: Int
+    @inline(__always)
+    func callAsFunction(_ c: Int, _ worker: Int) {
+        let lo = c == 0 ? 0 : (n * c / parts) & ~15, hi = c == parts - 1 ? n : (n * (c + 1) / parts) & ~15
+        if lo < hi { body(c, lo..<hi) }
+    }
 }
 
 /// acc[0..<cols] += Σ_r x[r * ld + 0..<cols]

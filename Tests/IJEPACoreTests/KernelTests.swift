@@ -38,6 +38,52 @@ final class KernelTests: XCTestCase {
         assertClose(dW.array, dW1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dW accumulate")
     }
 
+    /// linearBackward's work splits (rows; columns of dX or dW when the rows are few; per-thread
+    /// partial sums of dW when they are many) against a float64 reference, 1-3 threads, with
+    /// and without accumulation. Column splits cut at multiples of 16 (I = 200 leaves a ragged
+    /// last block).
+    func testLinearBackwardSplits() {
+        // (M, I, O): few rows with O < I (dX and dW by columns), few rows with O > I (dW by
+        // rows), many rows (dW partial sums), middle (dX by rows)
+        for (M, I, O) in [(40, 200, 160), (24, 96, 480), (1100, 64, 48), (600, 128, 160)] {
+            var rng = RNG(seed: UInt64(M + I + O))
+            let x = randomArray(M * I, &rng), w = randomArray(O * I, &rng), dout = randomArray(M * O, &rng)
+            let dx0 = randomArray(M * I, &rng), dw0 = randomArray(O * I, &rng), db0 = randomArray(O, &rng)
+            var rdx = [Float](repeating: 0, count: M * I), rdw = [Float](repeating: 0, count: O * I)
+            var rdb = [Float](repeating: 0, count: O)
+            for r in 0..<M { for i in 0..<I {
+                var s = 0.0; for o in 0..<O { s += Double(dout[r * O + o]) * Double(w[o * I + i]) }
+                rdx[r * I + i] = Float(s)
+            } }
+            for o in 0..<O {
+                for i in 0..<I {
+                    var s = 0.0; for r in 0..<M { s += Double(dout[r * O + o]) * Double(x[r * I + i]) }
+                    rdw[o * I + i] = Float(s)
+                }
+                var s = 0.0; for r in 0..<M { s += Double(dout[r * O + o]) }
+                rdb[o] = Float(s)
+            }
+            for threads in 1...3 {
+                let ex = Exec(threads: threads)
+                for accumulate in [false, true] {
+                    let dX = HostTensor(dx0), dW = HostTensor(dw0), dB = HostTensor(db0)
+                    let X = HostTensor(x), Wt = HostTensor(w), D = HostTensor(dout)
+                    linearBackward(dX.p, dW.p, dB.p, D.p, X.p, Wt.p, M, I, O, accumulate: accumulate, ex)
+                    let tag = "M \(M) I \(I) O \(O) threads \(threads) accumulate \(accumulate)"
+                    assertClose(dX.array, accumulate ? zip(dx0, rdx).map { $0 + $1 } : rdx, atol: 1e-4, rtol: 1e-4, "dX " + tag)
+                    assertClose(dW.array, zip(dw0, rdw).map { $0 + $1 }, atol: 1e-3, rtol: 1e-4, "dW " + tag)
+                    assertClose(dB.array, zip(db0, rdb).map { $0 + $1 }, atol: 1e-3, rtol: 1e-4, "db " + tag)
+                }
+            }
+        }
+        // the splits these shapes are meant to take
+        let ex2 = Exec(threads: 2)
+        XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, ex2), 2)
+        XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, Exec(threads: 3)), 3)
+        XCTAssertEqual(columnParts(rows: 600, cols: 128, depth: 160, ex2), 0)
+        XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, Exec(threads: 1)), 0)
+    }
+
     func testLayerNormForwardBackward() throws {
         // C = 10: only the 16-lane kernels' tails; C = 37: two full groups and a tail
         for C in [10, 37] {
