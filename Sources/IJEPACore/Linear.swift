@@ -130,7 +130,8 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
     // No reduction across threads: each thread takes a block of dW's rows (output features)
     // or of its columns (input features), whichever repacks less. Every part packs all of the
     // other operand: all of inp ([M, I]) when split by rows, all of dout ([M, O]) by columns.
-    if ex.threads > 1 && O < I && I >= 128 && 2 * M * O * I >= 2_000_000 {
+    let colParts = O < I ? columnParts(rows: M, cols: I, depth: O, ex, anyRows: true) : 0
+    if colParts > 1 {
         struct InputColumns: ChunkBody {
             let dweight: FPtr, dbias: FPtr?, dout: CFPtr, inp: CFPtr, M: Int, I: Int, O: Int, parts: Int
             func callAsFunction(_ c: Int, _ cols: Range<Int>) {
@@ -141,9 +142,9 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
                 }
             }
         }
-        let parts = min(ex.threads, I / 64)
-        ex.pool.run(tasks: parts, ColumnTask(body: InputColumns(dweight: dweight, dbias: dbias, dout: dout, inp: inp,
-                                                                M: M, I: I, O: O, parts: parts), n: I, parts: parts))
+        ex.pool.run(tasks: colParts, ColumnTask(body: InputColumns(dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                                                                   M: M, I: I, O: O, parts: colParts),
+                                                n: I, parts: colParts))
         return
     }
     struct OutputRows: ChunkBody {
@@ -164,11 +165,11 @@ func linearBackwardWeight(_ dweight: FPtr, _ dbias: FPtr?, _ dout: CFPtr, _ inp:
 let smallRowsPerThread = 256
 
 /// How many column blocks to split a product with m rows and n output columns into: one per
-/// thread (each ≥ 64 columns) when the rows are few and the product is worth a fork (≥ 2 MFLOP),
-/// else 0 (split the rows).
+/// thread (each ≥ 64 columns) when the rows are few (or `anyRows`) and the product is worth a
+/// fork (≥ 2 MFLOP), else 0 (split the rows).
 @inline(__always)
-func columnParts(rows m: Int, cols n: Int, depth k: Int, _ ex: Exec) -> Int {
-    if ex.threads == 1 || m >= smallRowsPerThread * ex.threads || 2 * m * n * k < 2_000_000 { return 0 }
+func columnParts(rows m: Int, cols n: Int, depth k: Int, _ ex: Exec, anyRows: Bool = false) -> Int {
+    if ex.threads == 1 || (!anyRows && m >= smallRowsPerThread * ex.threads) || 2 * m * n * k < 2_000_000 { return 0 }
     let p = min(ex.threads, n / 64)
     return p >= 2 ? p : 0
 }

@@ -44,8 +44,9 @@ final class KernelTests: XCTestCase {
     /// last block).
     func testLinearBackwardSplits() {
         // (M, I, O): few rows with O < I (dX and dW by columns), few rows with O > I (dW by
-        // rows), many rows (dW partial sums), middle (dX by rows)
-        for (M, I, O) in [(40, 200, 160), (24, 96, 480), (1100, 64, 48), (600, 128, 160)] {
+        // rows), many rows (dW partial sums), middle (dX by rows; dW by rows, or by input
+        // columns when O < I)
+        for (M, I, O) in [(40, 200, 160), (24, 96, 480), (1100, 64, 48), (600, 128, 160), (700, 192, 96)] {
             var rng = RNG(seed: UInt64(M + I + O))
             let x = randomArray(M * I, &rng), w = randomArray(O * I, &rng), dout = randomArray(M * O, &rng)
             let dx0 = randomArray(M * I, &rng), dw0 = randomArray(O * I, &rng), db0 = randomArray(O, &rng)
@@ -82,6 +83,9 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, Exec(threads: 3)), 3)
         XCTAssertEqual(columnParts(rows: 600, cols: 128, depth: 160, ex2), 0)
         XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, Exec(threads: 1)), 0)
+        XCTAssertEqual(columnParts(rows: 700, cols: 192, depth: 96, ex2), 0)
+        XCTAssertEqual(columnParts(rows: 700, cols: 192, depth: 96, ex2, anyRows: true), 2)
+        XCTAssertEqual(columnParts(rows: 700, cols: 192, depth: 96, Exec(threads: 3), anyRows: true), 3)
     }
 
     func testLayerNormForwardBackward() throws {
