@@ -88,7 +88,10 @@ typedef struct ijepa_config {
  * 4 targets, min_keep 10, lr 2e-4 -> 1e-3 -> 1e-6, wd 0.04 -> 0.4, EMA 0.996 -> 1.0). */
 ijepa_config ijepa_config_default(void);
 /* Fills *out with a named preset: "vit_tiny", "vit_small", "vit_base", "vit_large",
- * "vit_huge", "vit_giant", "fmnist_tiny", "tiny32". IJEPA_ERR_INVALID_ARGUMENT for others. */
+ * "vit_huge", "vit_giant", "fmnist_tiny", "fmnist_tiny_ragged", "tiny32".
+ * "fmnist_tiny_ragged" is "fmnist_tiny" with ragged_context = 1 (not the official code; the
+ * better features at 20 epochs on Fashion-MNIST, docs/ragged.md). IJEPA_ERR_INVALID_ARGUMENT
+ * for other names. */
 int ijepa_config_preset(const char *name, ijepa_config *out);
 
 /* ---- model --------------------------------------------------------------------------- */

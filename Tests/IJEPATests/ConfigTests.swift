@@ -25,7 +25,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testPresets() throws {
-        XCTAssertEqual(Config.Preset.allCases.count, 8)
+        XCTAssertEqual(Config.Preset.allCases.count, 9)
         for p in Config.Preset.allCases {
             let byName = try Config.preset(p.rawValue)
             XCTAssertEqual(byName, Config.preset(p), p.rawValue)
@@ -38,6 +38,14 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual([huge.embedDim, huge.depth, huge.patchSize, huge.predDepth], [1280, 32, 14, 12])
         let fm = Config.preset(.fmnistTiny)
         XCTAssertEqual([fm.imageSize, fm.patchSize, fm.inChans, fm.predEmbedDim, fm.predDepth], [32, 4, 1, 96, 4])
+        // fmnist_tiny_ragged is fmnist_tiny plus ragged contexts, nothing else; only it is ragged.
+        var ragged = Config.preset(.fmnistTinyRagged)
+        XCTAssertTrue(ragged.raggedContext)
+        ragged.raggedContext = false
+        XCTAssertEqual(ragged, fm)
+        for p in Config.Preset.allCases where p != .fmnistTinyRagged {
+            XCTAssertFalse(Config.preset(p).raggedContext, p.rawValue)
+        }
 
         // Unknown names throw, and the message lists exactly the engine's presets: every enum
         // case must be there (catches the enum drifting from the engine).

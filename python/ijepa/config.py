@@ -14,7 +14,7 @@ __all__ = ["Config", "PRESETS"]
 
 #: Preset names understood by Config.preset (the header's list).
 PRESETS = ("vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant",
-           "fmnist_tiny", "tiny32")
+           "fmnist_tiny", "fmnist_tiny_ragged", "tiny32")
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
 _I64 = (-(1 << 63), (1 << 63) - 1)

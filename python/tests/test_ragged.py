@@ -76,6 +76,13 @@ def test_config_field_defaults_and_types():
         with pytest.raises(ijepa.InvalidArgumentError, match="ragged_context"):
             ijepa.Config(ragged_context=bad)
     assert ijepa.Config.preset("fmnist_tiny").ragged_context is False
+    # The preset that keeps ragged contexts is fmnist_tiny with that one field changed.
+    rag = ijepa.Config.preset("fmnist_tiny_ragged").to_dict()
+    assert rag.pop("ragged_context") is True
+    official = ijepa.Config.preset("fmnist_tiny").to_dict()
+    official.pop("ragged_context")
+    assert rag == official
+    assert [p for p in ijepa.PRESETS if ijepa.Config.preset(p).ragged_context] == ["fmnist_tiny_ragged"]
 
 
 def test_struct_size_not_covering_the_field_reads_false():
