@@ -522,6 +522,9 @@ int main(int argc, char **argv) {
     check(ijepa_model_set_n_threads(m, threads), "ijepa_model_set_n_threads");
     ijepa_config cfg;
     check(ijepa_model_get_config(m, &cfg), "ijepa_model_get_config");
+    if (cfg.ragged_context) /* e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run */
+        die("ragged contexts (ragged_context, the fmnist_tiny_ragged preset) are not supported here: "
+            "the global batch's masks are sharded as uniform ijepa_masks; use a non-ragged config");
 
     const uint64_t data_seed = o.data_seed >= 0 ? (uint64_t)o.data_seed : cfg.seed;
 

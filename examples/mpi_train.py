@@ -257,6 +257,9 @@ def main():
     threads = a.threads if a.threads > 0 else auto_threads()
     m = make_model(a, threads)
     cfg = m.config
+    if cfg.ragged_context:   # e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run
+        die("ragged contexts (ragged_context, the fmnist_tiny_ragged preset) are not supported here: "
+            "the global batch's masks are sharded as uniform ijepa_masks; use a non-ragged config")
 
     data_seed = a.data_seed if a.data_seed is not None else cfg.seed
 

@@ -152,6 +152,9 @@ suite() {
         -np 1 "${P[@]}" "${COMMON[@]}" --steps 1 --data-seed 0 --init bcast --seed 2
     expect_failure "$L: different options (--deterministic on one rank) are detected" "different configs, options" \
         1 "${P[@]}" "${COMMON[@]}" --steps 1 --deterministic : -np 1 "${P[@]}" "${COMMON[@]}" --steps 1
+    # Ragged contexts cannot be sharded as uniform masks: refused, not silently run uniform.
+    expect_failure "$L: a ragged config (--preset fmnist_tiny_ragged) is refused" "ragged contexts" \
+        2 "${P[@]}" "${COMMON[@]}" --steps 1 --preset fmnist_tiny_ragged
 }
 
 echo "== C: examples/mpi_train.c"
