@@ -67,12 +67,12 @@ def load_fmnist():
 
 def recipe_config(total_steps, seed=0, n_threads=0, ragged=False, full_grid=False):
     """The fmnist-tiny recipe; ragged / full_grid select the (non-official) variants
-    (ragged alone is the `fmnist_tiny_ragged` preset)."""
+    (ragged: the `fmnist_tiny_ragged` preset)."""
     return ijepa.Config.preset(
-        "fmnist_tiny_ragged" if ragged else "fmnist_tiny", total_steps=int(total_steps), warmup_steps=max(1, int(0.1 * total_steps)),
+        "fmnist_tiny_ragged" if ragged else "fmnist_tiny",
+        total_steps=int(total_steps), warmup_steps=max(1, int(0.1 * total_steps)),
         start_lr=2e-4, lr=1e-3, final_lr=1e-6, weight_decay=0.04, final_weight_decay=0.4,
-        ema_start=0.996, ema_end=1.0, seed=seed, n_threads=n_threads,
-        ragged_context=bool(ragged), full_grid=bool(full_grid))
+        ema_start=0.996, ema_end=1.0, seed=seed, n_threads=n_threads, full_grid=bool(full_grid))
 
 
 def variant_tag(config):
