@@ -68,7 +68,7 @@ deps:
 	@if ! pkg-config --exists openblas zlib 2>/dev/null || ! command -v cc >/dev/null; then \
 	  echo "== installing $(APT_PKGS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \
 	fi
 
 py-deps:
@@ -77,7 +77,7 @@ py-deps:
 demo-deps: deps
 	@test -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
 	@$(PYTHON) -c "import numpy, sklearn, matplotlib" 2>/dev/null || $(PYTHON) -m pip install -q numpy scikit-learn matplotlib
 
 install: lib
