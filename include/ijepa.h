@@ -145,7 +145,8 @@ typedef struct ijepa_step_stats {
  * images: float32 NCHW, batch*in_chans*image_size*image_size, already normalized.
  * masks NULL: sampled from the model's own seeded mask generator.
  * IJEPA_ERR_NUMERIC (NaN/Inf images, loss or gradients) leaves parameters, optimizer state,
- * target encoder and step counter exactly as they were. */
+ * target encoder and step counter exactly as they were. The step counter stays below 2^62
+ * (the largest a checkpoint loads): a step from 2^62 - 1 is IJEPA_ERR_STATE, nothing changed. */
 int ijepa_train_step(ijepa_model *m, const float *images, int32_t batch,
                      const ijepa_masks *masks, ijepa_step_stats *stats /* may be NULL */);
 /* The first half of a step: forward and backward; overwrites the gradient buffer
@@ -157,7 +158,8 @@ int ijepa_train_step(ijepa_model *m, const float *images, int32_t batch,
 int ijepa_forward_backward(ijepa_model *m, const float *images, int32_t batch,
                            const ijepa_masks *masks, float *loss /* may be NULL */);
 /* The second half: schedules advance, AdamW with the current gradients, EMA update.
- * IJEPA_ERR_STATE if no forward_backward preceded it since the last optimizer step. */
+ * IJEPA_ERR_STATE if no forward_backward preceded it since the last optimizer step, or if the
+ * step counter is at 2^62 - 1 (see ijepa_train_step). */
 int ijepa_optimizer_step(ijepa_model *m, ijepa_step_stats *stats /* may be NULL */);
 /* Overrides lr, weight decay and EMA momentum for the following steps; a negative value
  * returns that quantity to its schedule. */

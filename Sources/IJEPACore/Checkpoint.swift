@@ -11,6 +11,11 @@ public struct SaveFlags: OptionSet, Sendable {
 
 public let checkpointFormatVersion = "1"
 public let libraryVersionString = "0.1.0"
+/// The step and the mask sampler's batch counter stay below this: a checkpoint load refuses
+/// larger values (so the counters can still advance), a step refuses to go past it
+/// (IJEPA_ERR_STATE) and the sampler's counter wraps to 0 there, so every state the library
+/// holds is one it can save and load again (fuzz bug B12). No run gets near 2^62 steps.
+public let stateCounterLimit: Int64 = 1 << 62
 
 extension ModelConfig {
     /// All fields, with the C header's names.
@@ -228,9 +233,10 @@ extension Model {
                 guard let s = f.metadata[k] else { throw IJEPAError.format("training state lacks '\(k)' metadata") }
                 return s
             }
-            // the counters must be able to advance (a step past 2^62 is no real run)
-            guard let s = Int64(try md("ijepa.step")), s >= 0, s < 1 << 62 else { throw IJEPAError.format("invalid 'ijepa.step'") }
-            guard let c = Int64(try md("ijepa.mask_counter")), c >= 0, c < 1 << 62 else { throw IJEPAError.format("invalid 'ijepa.mask_counter'") }
+            // the counters must be able to advance (a step past 2^62 is no real run); steps and
+            // the mask sampler keep them below the same limit, so whatever is saved loads
+            guard let s = Int64(try md("ijepa.step")), s >= 0, s < stateCounterLimit else { throw IJEPAError.format("invalid 'ijepa.step'") }
+            guard let c = Int64(try md("ijepa.mask_counter")), c >= 0, c < stateCounterLimit else { throw IJEPAError.format("invalid 'ijepa.mask_counter'") }
             let r = try md("ijepa.mask_rng").split(separator: ",").compactMap { UInt64($0) }
             guard r.count == 4 else { throw IJEPAError.format("invalid 'ijepa.mask_rng'") }
             let o = try md("ijepa.override").split(separator: ",").compactMap { UInt32($0) }.map { Float(bitPattern: $0) }

@@ -127,6 +127,8 @@ public struct MaskCollator: Sendable {
     /// Number of batches sampled so far (the official _itr_counter + 1). Block SIZES of batch
     /// number c come from an RNG seeded with (config.seed, c) only, so every process/rank with the
     /// same seed gets the same sizes at the same step; LOCATIONS come from `locationRNG`.
+    /// Stays in 0..<stateCounterLimit: after 2^62 - 1 batches it wraps to 0 (no run gets there),
+    /// so every counter a sample leaves behind is one a checkpoint load accepts.
     public var counter: Int64
     public var locationRNG: RNG
 
@@ -401,7 +403,7 @@ public struct MaskCollator: Sendable {
         if ragged { for l in encLen { outLen.append(Int32(l)) } }
 
         locationRNG = rng
-        counter = c &+ 1
+        counter = c < stateCounterLimit - 1 ? c + 1 : 0
         out = MaskSet(batch: batch, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred,
                       enc: enc, pred: pred, encLen: ragged ? outLen : nil)
         scratch = SamplerScratch(encStage: encStage, encLen: encLen, cover: cover)

@@ -468,7 +468,9 @@ public final class Model {
             throw IJEPAError.state("optimizer_step needs gradients: call forward_backward first (each forward_backward feeds one optimizer step)")
         }
         let g = CFPtr(grads.ptr)
-        let (next, overflow) = step.addingReportingOverflow(1)
+        // the step stays below stateCounterLimit, so every state a step leaves saves and loads
+        let overflow = step >= stateCounterLimit - 1
+        let next = overflow ? step : step + 1
         let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: overflow ? step : next, config)
         let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: overflow ? step : next, config)
         let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: overflow ? step : next, config)

@@ -142,6 +142,41 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(fresh.step, 1)
     }
 
+    /// Fuzz bug B12: a checkpoint with mask counter 2^62 - 1 loaded, a step advanced the counter
+    /// to 2^62 and the save wrote a file the load refused. Every state a step leaves must save
+    /// and load: the sampler's counter wraps to 0 at the limit, and the step refuses to reach it.
+    func testCountersAtTheirLimitStaySaveableAndLoadable() throws {
+        var c = ModelGradientTests.tinyConfig()
+        c.imageSize = 16; c.minKeep = 2
+        let m = try Model(config: c)
+        let path = "/tmp/ijepa-limit-\(getpid()).safetensors"
+        defer { unlink(path) }
+        var rng = RNG(seed: 3)
+        let images = randomArray(2 * c.inChans * 16 * 16, &rng)
+        m.step = stateCounterLimit - 2
+        m.collator.counter = stateCounterLimit - 1
+        _ = try images.withUnsafeBufferPointer { try m.trainStep(images: $0.baseAddress!, batch: 2) }
+        XCTAssertEqual(m.step, stateCounterLimit - 1)
+        XCTAssertEqual(m.collator.counter, 0)
+        try m.save(to: path, flags: [.weights, .trainingState])
+        let r = try Model.load(from: path)
+        XCTAssertEqual(r.step, m.step)
+        XCTAssertEqual(r.collator.counter, 0)
+        // the next step would pass the limit: a state error, nothing updated, still saveable
+        let before = snapshot(m)
+        XCTAssertThrowsError(try images.withUnsafeBufferPointer { try m.trainStep(images: $0.baseAddress!, batch: 2) }) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -6, "\(e)")
+            XCTAssert((e as? IJEPAError)?.message.contains("cannot advance") ?? false, "\(e)")
+        }
+        XCTAssertEqual(m.step, stateCounterLimit - 1)
+        XCTAssertEqual(m.collator.counter, 0)
+        let after = snapshot(m)
+        XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
+        XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+        try m.save(to: path, flags: [.weights, .trainingState])
+        XCTAssertEqual(try Model.load(from: path).step, stateCounterLimit - 1)
+    }
+
     /// A model whose parameters were made non-finite from outside (the params view is writable)
     /// must not overwrite a loadable checkpoint with one the loader refuses.
     func testSaveRefusesNonFiniteTensorsAndKeepsTheOldFile() throws {
