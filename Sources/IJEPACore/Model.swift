@@ -467,13 +467,15 @@ public final class Model {
         guard gradsReady else {
             throw IJEPAError.state("optimizer_step needs gradients: call forward_backward first (each forward_backward feeds one optimizer step)")
         }
-        let g = CFPtr(grads.ptr)
         // the step stays below stateCounterLimit, so every state a step leaves saves and loads
-        let overflow = step >= stateCounterLimit - 1
-        let next = overflow ? step : step + 1
-        let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: overflow ? step : next, config)
-        let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: overflow ? step : next, config)
-        let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: overflow ? step : next, config)
+        guard step < stateCounterLimit - 1 else {
+            throw IJEPAError.state("the step counter cannot advance past \(step); nothing was updated")
+        }
+        let g = CFPtr(grads.ptr)
+        let next = step + 1
+        let lr = overrideLR >= 0 ? Double(overrideLR) : Schedules.learningRate(step: next, config)
+        let wd = overrideWD >= 0 ? Double(overrideWD) : Schedules.weightDecay(step: next, config)
+        let m = overrideEMA >= 0 ? Double(overrideEMA) : Schedules.momentum(step: next, config)
         let scheduleOK = lr.isFinite && wd.isFinite && m.isFinite && m <= 1 && m >= 0
         let p = params.ptr, mm = adamM.ptr, vv = adamV.ptr
         let ex = exec
@@ -500,7 +502,6 @@ public final class Model {
         var sq = 0.0
         for ti in 0..<tensors.count { sq += sqs[ti] }
         if !sq.isFinite { throw IJEPAError.numeric("gradients contain NaN or Inf; nothing was updated") }
-        if overflow { throw IJEPAError.state("the step counter cannot advance past \(step)") }
         if !scheduleOK {
             throw IJEPAError.numeric("schedule values are not usable (lr \(lr), weight decay \(wd), momentum \(m)); nothing was updated")
         }

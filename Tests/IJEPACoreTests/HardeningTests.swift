@@ -9,6 +9,19 @@ final class HardeningTests: XCTestCase {
             + [Array(UnsafeBufferPointer(start: m.target.ptr, count: m.layout.encoderCount))]
     }
 
+    /// The tiny model of these tests (16 px, min_keep 2) and its config.
+    func tinyModel() throws -> (Model, ModelConfig) {
+        var c = ModelGradientTests.tinyConfig()
+        c.imageSize = 16; c.minKeep = 2
+        return (try Model(config: c), c)
+    }
+
+    /// Parameters, AdamW moments and target encoder as in `before` (the gradients may differ).
+    func assertUnchanged(_ m: Model, _ before: [[Float]], file: StaticString = #filePath, line: UInt = #line) {
+        let after = snapshot(m)
+        for i in [0, 2, 3, 4] { XCTAssertEqual(after[i], before[i], "buffer \(i)", file: file, line: line) }
+    }
+
     func testTooLargeModelFailsBeforeAllocating() {
         var c = ModelConfig()
         c.embedDim = 16384; c.depth = 512; c.numHeads = 16
@@ -33,9 +46,7 @@ final class HardeningTests: XCTestCase {
     }
 
     func testNonFiniteImagesLeaveEverythingUnchanged() throws {
-        var c = ModelGradientTests.tinyConfig()
-        c.imageSize = 16; c.minKeep = 2
-        let m = try Model(config: c)
+        let (m, c) = try tinyModel()
         var rng = RNG(seed: 2)
         var images = randomArray(4 * c.inChans * 16 * 16, &rng)
         _ = try images.withUnsafeBufferPointer { try m.trainStep(images: $0.baseAddress!, batch: 4) }
@@ -46,11 +57,9 @@ final class HardeningTests: XCTestCase {
                 XCTAssertEqual((e as? IJEPAError)?.status, -7)
             }
             XCTAssertEqual(m.step, step)
-            let after = snapshot(m)
-            XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
-            XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+            XCTAssertEqual(m.collator.counter, counter)
+            assertUnchanged(m, before)
         }
-        _ = counter
     }
 
     /// forward_backward's gradient check (a task per tensor) sees a NaN or Inf in any tensor,
@@ -73,9 +82,7 @@ final class HardeningTests: XCTestCase {
     }
 
     func testNonFiniteGradientsLeaveEverythingUnchanged() throws {
-        var c = ModelGradientTests.tinyConfig()
-        c.imageSize = 16; c.minKeep = 2
-        let m = try Model(config: c)
+        let (m, c) = try tinyModel()
         var rng = RNG(seed: 2)
         let images = randomArray(4 * c.inChans * 16 * 16, &rng)
         let masks = try m.sampleMasks(batch: 4)
@@ -84,9 +91,7 @@ final class HardeningTests: XCTestCase {
         m.grads.ptr[5] = .nan
         let before = snapshot(m)
         XCTAssertThrowsError(try m.optimizerStep()) { e in XCTAssertEqual((e as? IJEPAError)?.status, -7) }
-        let after = snapshot(m)
-        XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
-        XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+        assertUnchanged(m, before)
         XCTAssertEqual(m.step, 0)
         // huge weights overflow the forward: the loss or the gradients are not finite
         for i in 0..<m.layout.totalCount { m.params.ptr[i] *= 1e30 }
@@ -100,9 +105,7 @@ final class HardeningTests: XCTestCase {
     /// full of Inf. Now every step either succeeds with everything finite or fails with nothing
     /// changed, and an update that overflows is refused by the optimizer itself.
     func testOverflowingUpdateIsRefusedWithNothingChanged() throws {
-        var c = ModelGradientTests.tinyConfig()
-        c.imageSize = 16; c.minKeep = 2
-        let m = try Model(config: c)
+        let (m, c) = try tinyModel()
         var rng = RNG(seed: 3)
         let images = randomArray(4 * c.inChans * 16 * 16, &rng)
         let masks = try m.sampleMasks(batch: 4)
@@ -120,10 +123,8 @@ final class HardeningTests: XCTestCase {
             } catch let e as IJEPAError {
                 XCTAssertEqual(e.status, -7, "\(e)")
                 if e.message.contains("would make") { refusedByOptimizer += 1 }
-                let after = snapshot(m)
                 XCTAssertEqual(m.step, step)
-                XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
-                XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+                assertUnchanged(m, before)
             }
         }
         XCTAssertGreaterThanOrEqual(refusedByOptimizer, 1, "the overflowing updates must be refused by the optimizer check")
@@ -146,9 +147,7 @@ final class HardeningTests: XCTestCase {
     /// to 2^62 and the save wrote a file the load refused. Every state a step leaves must save
     /// and load: the sampler's counter wraps to 0 at the limit, and the step refuses to reach it.
     func testCountersAtTheirLimitStaySaveableAndLoadable() throws {
-        var c = ModelGradientTests.tinyConfig()
-        c.imageSize = 16; c.minKeep = 2
-        let m = try Model(config: c)
+        let (m, c) = try tinyModel()
         let path = "/tmp/ijepa-limit-\(getpid()).safetensors"
         defer { unlink(path) }
         var rng = RNG(seed: 3)
@@ -170,9 +169,7 @@ final class HardeningTests: XCTestCase {
         }
         XCTAssertEqual(m.step, stateCounterLimit - 1)
         XCTAssertEqual(m.collator.counter, 0)
-        let after = snapshot(m)
-        XCTAssertEqual(after[0], before[0]); XCTAssertEqual(after[2], before[2])
-        XCTAssertEqual(after[3], before[3]); XCTAssertEqual(after[4], before[4])
+        assertUnchanged(m, before)
         try m.save(to: path, flags: [.weights, .trainingState])
         XCTAssertEqual(try Model.load(from: path).step, stateCounterLimit - 1)
     }
@@ -180,9 +177,7 @@ final class HardeningTests: XCTestCase {
     /// A model whose parameters were made non-finite from outside (the params view is writable)
     /// must not overwrite a loadable checkpoint with one the loader refuses.
     func testSaveRefusesNonFiniteTensorsAndKeepsTheOldFile() throws {
-        var c = ModelGradientTests.tinyConfig()
-        c.imageSize = 16; c.minKeep = 2
-        let m = try Model(config: c)
+        let (m, _) = try tinyModel()
         let path = "/tmp/ijepa-hardening-\(getpid()).safetensors"
         defer { unlink(path) }
         try m.save(to: path, flags: [.weights, .trainingState])
