@@ -23,7 +23,13 @@ public struct SafetensorsFile {
 
     public static let maxHeaderBytes = 100 << 20
 
-    public let bytes: [UInt8]
+    /// Where the tensor data is: the whole file in memory, or an open file read on demand (the
+    /// header only is read up front, so a large file is never held twice).
+    enum Storage {
+        case memory([UInt8])
+        case file(OpenFile)
+    }
+    let storage: Storage
     public let headerSize: Int
     public private(set) var entries: [String: Entry] = [:]
     public private(set) var metadata: [String: String] = [:]
@@ -41,27 +47,54 @@ public struct SafetensorsFile {
         }
     }
 
+    /// Reads the whole file into memory (small files: checkpoints of a training model).
     public init(path: String) throws {
         try self.init(bytes: try readWholeFile(path))
     }
 
-    public init(bytes: [UInt8]) throws {
-        self.bytes = bytes
-        func fmt(_ m: String) -> IJEPAError { .format("safetensors: " + m) }
-        guard bytes.count >= 8 else { throw fmt("file is \(bytes.count) bytes, shorter than the 8-byte header length (truncated?)") }
-        var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-        guard n <= UInt64(Self.maxHeaderBytes) else { throw fmt("header length \(n) is larger than the 100 MiB limit (not a safetensors file?)") }
-        guard n >= 2, Int(n) <= bytes.count - 8 else {
-            throw fmt("header length \(n) does not fit in a file of \(bytes.count) bytes (truncated?)")
+    /// Reads only the header now; tensors are read from the file when asked for (readFloats
+    /// reads straight into the destination). The file must not change while this value lives.
+    public init(openingLazily path: String) throws {
+        let f = try OpenFile(path)
+        guard f.size >= 8 else { throw IJEPAError.format("safetensors: file is \(f.size) bytes, shorter than the 8-byte header length (truncated?)") }
+        var len = [UInt8](repeating: 0, count: 8)
+        try len.withUnsafeMutableBytes { try f.read(into: $0.baseAddress!, count: 8, at: 0) }
+        let n = Self.headerLength(len)
+        guard n <= UInt64(Self.maxHeaderBytes) else { throw IJEPAError.format("safetensors: header length \(n) is larger than the 100 MiB limit (not a safetensors file?)") }
+        guard n >= 2, Int(n) <= f.size - 8 else {
+            throw IJEPAError.format("safetensors: header length \(n) does not fit in a file of \(f.size) bytes (truncated?)")
         }
-        headerSize = Int(n)
+        var header = [UInt8](repeating: 0, count: Int(n))
+        try header.withUnsafeMutableBytes { try f.read(into: $0.baseAddress!, count: Int(n), at: 8) }
+        try self.init(storage: .file(f), header: header, fileSize: f.size)
+    }
+
+    public init(bytes: [UInt8]) throws {
+        guard bytes.count >= 8 else { throw IJEPAError.format("safetensors: file is \(bytes.count) bytes, shorter than the 8-byte header length (truncated?)") }
+        let n = Self.headerLength(Array(bytes[0..<8]))
+        guard n <= UInt64(Self.maxHeaderBytes) else { throw IJEPAError.format("safetensors: header length \(n) is larger than the 100 MiB limit (not a safetensors file?)") }
+        guard n >= 2, Int(n) <= bytes.count - 8 else {
+            throw IJEPAError.format("safetensors: header length \(n) does not fit in a file of \(bytes.count) bytes (truncated?)")
+        }
+        try self.init(storage: .memory(bytes), header: Array(bytes[8..<(8 + Int(n))]), fileSize: bytes.count)
+    }
+
+    static func headerLength(_ b: [UInt8]) -> UInt64 {
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(b[i]) << (8 * UInt64(i)) }
+        return n
+    }
+
+    private init(storage: Storage, header: [UInt8], fileSize: Int) throws {
+        self.storage = storage
+        func fmt(_ m: String) -> IJEPAError { .format("safetensors: " + m) }
+        headerSize = header.count
         let json: JSONValue
-        do { json = try JSONValue.parse(Array(bytes[8..<(8 + headerSize)])) } catch let e as IJEPAError {
+        do { json = try JSONValue.parse(header) } catch let e as IJEPAError {
             throw fmt("header: \(e.message)")
         }
         guard let top = json.object else { throw fmt("header is not a JSON object") }
-        let dataSize = bytes.count - 8 - headerSize
+        let dataSize = fileSize - 8 - headerSize
         var spans: [(Int, Int, String)] = []
         for (key, value) in top {
             if key == "__metadata__" {
@@ -114,13 +147,38 @@ public struct SafetensorsFile {
         guard ["F32", "F64", "F16", "BF16"].contains(e.dtype) else {
             throw IJEPAError.format("safetensors: tensor '\(name)' has dtype \(e.dtype), expected F32, F64, F16 or BF16")
         }
-        bytes.withUnsafeBytes { raw in
-            let p = raw.baseAddress! + dataStart + e.begin
+        if e.dtype == "F32", case .file(let f) = storage {   // straight into place
+            try f.read(into: UnsafeMutableRawPointer(dst), count: e.count * 4, at: dataStart + e.begin)
+            return
+        }
+        let esize = Self.elementSize(e.dtype)!
+        try withData(e, chunkElements: 1 << 18, elementSize: esize) { p, first, n in
+            let d = dst + first
             switch e.dtype {
-            case "F32": UnsafeMutableRawPointer(dst).copyMemory(from: p, byteCount: e.count * 4)
-            case "F64": for i in 0..<e.count { dst[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-            case "F16": for i in 0..<e.count { dst[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-            default: for i in 0..<e.count { dst[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+            case "F32": UnsafeMutableRawPointer(d).copyMemory(from: p, byteCount: n * 4)
+            case "F64": for i in 0..<n { d[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case "F16": for i in 0..<n { d[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            default: for i in 0..<n { d[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+            }
+        }
+    }
+
+    /// Calls body(bytes, firstElement, elements) over the tensor's data: once over the whole
+    /// tensor in memory, or chunk by chunk (at most chunkElements) read from the file.
+    func withData(_ e: Entry, chunkElements: Int, elementSize esize: Int,
+                  _ body: (UnsafeRawPointer, Int, Int) throws -> Void) throws {
+        switch storage {
+        case .memory(let bytes):
+            try bytes.withUnsafeBytes { raw in try body(raw.baseAddress! + dataStart + e.begin, 0, e.count) }
+        case .file(let f):
+            let chunk = UnsafeMutableRawPointer.allocate(byteCount: max(1, min(e.count, chunkElements) * esize), alignment: 16)
+            defer { chunk.deallocate() }
+            var first = 0
+            while first < e.count {
+                let n = min(chunkElements, e.count - first)
+                try f.read(into: chunk, count: n * esize, at: dataStart + e.begin + first * esize)
+                try body(UnsafeRawPointer(chunk), first, n)
+                first += n
             }
         }
     }
@@ -139,18 +197,19 @@ public struct SafetensorsFile {
             throw IJEPAError.format("safetensors: tensor '\(name)' has dtype \(e.dtype), expected an integer type")
         }
         var out = [Int64](repeating: 0, count: e.count)
-        bytes.withUnsafeBytes { raw in
-            let p = raw.baseAddress! + dataStart + e.begin
-            for i in 0..<e.count {
+        let esize = Self.elementSize(e.dtype)!
+        try withData(e, chunkElements: 1 << 16, elementSize: esize) { p, first, n in
+            for j in 0..<n {
+                let i = first + j
                 switch e.dtype {
-                case "I64": out[i] = p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
-                case "U64": out[i] = Int64(bitPattern: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))
-                case "I32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
-                case "U32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                case "I16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
-                case "U16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                case "I8": out[i] = Int64(p.load(fromByteOffset: i, as: Int8.self))
-                default: out[i] = Int64(p.load(fromByteOffset: i, as: UInt8.self))
+                case "I64": out[i] = p.loadUnaligned(fromByteOffset: 8 * j, as: Int64.self)
+                case "U64": out[i] = Int64(bitPattern: p.loadUnaligned(fromByteOffset: 8 * j, as: UInt64.self))
+                case "I32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * j, as: Int32.self))
+                case "U32": out[i] = Int64(p.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self))
+                case "I16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * j, as: Int16.self))
+                case "U16": out[i] = Int64(p.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self))
+                case "I8": out[i] = Int64(p.load(fromByteOffset: j, as: Int8.self))
+                default: out[i] = Int64(p.load(fromByteOffset: j, as: UInt8.self))
                 }
             }
         }
@@ -260,29 +319,51 @@ func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, _ name: String) throws
     }
 }
 
-/// Reads a whole file with POSIX calls (no Foundation).
-public func readWholeFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw IJEPAError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var st = stat()
-    if fstat(fd, &st) != 0 { throw IJEPAError.io("cannot stat \(path): \(String(cString: strerror(errno)))") }
-    if (st.st_mode & S_IFMT) == S_IFDIR { throw IJEPAError.io("\(path) is a directory") }
-    let size = Int(st.st_size)
-    if size > (1 << 40) { throw IJEPAError.io("\(path) is too large (\(size) bytes)") }
-    var out = [UInt8](repeating: 0, count: size)
-    var done = 0
-    try out.withUnsafeMutableBytes { raw in
-        while done < size {
-            let n = read(fd, raw.baseAddress! + done, size - done)
+/// A file open for reading at offsets (pread), closed when the last reference goes.
+final class OpenFile: @unchecked Sendable {   // immutable after init; pread has no shared offset
+    let fd: Int32
+    let path: String
+    let size: Int
+
+    init(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw IJEPAError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let m = String(cString: strerror(errno))
+            close(fd)
+            throw IJEPAError.io("cannot stat \(path): \(m)")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw IJEPAError.io("\(path) is a directory") }
+        self.fd = fd
+        self.path = path
+        size = Int(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    /// Reads exactly count bytes at offset; a short read (the file shrank) is a format error.
+    func read(into dst: UnsafeMutableRawPointer, count: Int, at offset: Int) throws {
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, min(count - done, 1 << 30), off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw IJEPAError.io("read \(path): \(String(cString: strerror(errno)))")
             }
-            if n == 0 { break }
+            if n == 0 { throw IJEPAError.format("\(path) ends at byte \(offset + done), before the data its header announces (truncated?)") }
             done += n
         }
     }
-    if done < size { out.removeLast(size - done) }
+}
+
+/// Reads a whole file with POSIX calls (no Foundation).
+public func readWholeFile(_ path: String) throws -> [UInt8] {
+    let f = try OpenFile(path)
+    if f.size > (1 << 40) { throw IJEPAError.io("\(path) is too large (\(f.size) bytes)") }
+    var out = [UInt8](repeating: 0, count: f.size)
+    try out.withUnsafeMutableBytes { raw in
+        if let base = raw.baseAddress { try f.read(into: base, count: f.size, at: 0) }
+    }
     return out
 }
