@@ -61,6 +61,8 @@ public final class Model {
     let targetOut = FloatBuffer(), targets = FloatBuffer()
     /// Scratch of encode / encodeLayers (pooling sums, per-thread normalized rows).
     let encodeScratch = FloatBuffer()
+    /// The no-gradient encoder pass (target pass of a step, encode), on the buffers above.
+    lazy var encodePass = EncodePass(stack: targetStack, cols: colsT, out: targetOut, scratch: encodeScratch)
     let ctxOut = FloatBuffer(), ctxMean = FloatBuffer(), ctxRstd = FloatBuffer()
     let predNorm = FloatBuffer(), predMean = FloatBuffer(), predRstd = FloatBuffer()
     let predOut = FloatBuffer()
@@ -276,7 +278,7 @@ public final class Model {
             selOff.append(selRows.count)
         }
         let Ms = selRows.count
-        _ = try embedFullImages(images: images, batch: B, weights: tw, stack: targetStack)
+        _ = try embedFullImages(images: images, batch: B, weights: tw)
         let tsel = try targetOut.ensure(Ms * D)
         selOff.withUnsafeBufferPointer { so in
             selRows.withUnsafeBufferPointer { sr in
@@ -333,7 +335,7 @@ public final class Model {
         ctxIdx.withUnsafeBufferPointer { e in
             ctxImage.withUnsafeBufferPointer { im in
                 gatherPatches(cols, images, rows: Mc, imageIndex: { Int(im[$0]) }, patchIndex: { Int(e[$0]) },
-                              C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
+                              C: c.inChans, height: c.imageSize, width: c.imageSize, patch: c.patchSize)
             }
         }
         let x0 = encStack.input
@@ -428,37 +430,17 @@ public final class Model {
         return loss
     }
 
-    /// Lays out `stack` for inference on B full images and writes its input: patch embedding of
-    /// all N patches plus the position table. Returns the input rows [B*N, D].
-    func embedFullImages(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack) throws -> FPtr {
-        let c = config, N = c.numPatches, D = c.embedDim, P = c.patchDim, ex = exec, E = layout.encoder
-        try stack.prepare(StackShape(S: B, T: N, W: D, H: c.numHeads, hidden: c.mlpHidden, depth: c.depth),
-                          training: false, threads: ex.threads)
-        let cols = try colsT.ensure(B * N * P)
-        gatherPatches(cols, images, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
-                      C: c.inChans, imageSize: c.imageSize, patch: c.patchSize)
-        let x = stack.input
-        linearForward(x, cols, w + E.patchW, w + E.patchB, B * N, P, D, ex)
-        posEmbed.withUnsafeBufferPointer { pe in
-            for b in 0..<B {
-                let xb = x + b * N * D
-                for i in 0..<(N * D) { xb[i] += pe[i] }
-            }
-        }
-        return x
-    }
+    /// Lays out the target stack for inference on B full images and writes its input: patch
+    /// embedding of all N patches plus the position table. Returns the input rows [B*N, D].
+    /// The patch grid of the model's full images.
+    var fullImages: PatchGrid { PatchGrid(height: config.imageSize, width: config.imageSize, patch: config.patchSize) }
 
-    /// Patch embed + pos + blocks + final norm over all N patches of each image (no grad).
-    /// Returns `out` [B*N, D].
-    func encodeTokens(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr, stack: TransformerStack,
-                      out: FloatBuffer) throws -> FPtr {
-        let c = config, N = c.numPatches, D = c.embedDim, ex = exec
-        let E = layout.encoder
-        let x = try embedFullImages(images: images, batch: B, weights: w, stack: stack)
-        stack.forwardInference(params: w, blocks: E.blocks, ex)
-        let o = try out.ensure(B * N * D)
-        layerNormForward(o, nil, nil, x, w + E.normW, w + E.normB, B * N, D, blockLNEps, ex)
-        return o
+    func embedFullImages(images: UnsafePointer<Float>, batch B: Int, weights w: CFPtr) throws -> FPtr {
+        let c = config
+        return try posEmbed.withUnsafeBufferPointer { pe in
+            try encodePass.embed(images, batch: B, grid: fullImages,
+                                 shape: c.encoderShape, weights: w, offsets: layout.encoder, pos: pe.baseAddress!, exec)
+        }
     }
 
     /// Schedules advance, AdamW on encoder + predictor, EMA of the target encoder (official order).
@@ -581,23 +563,14 @@ public final class Model {
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()
         let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
-        let out = try encodeTokens(images: images, batch: B, weights: w, stack: targetStack, out: targetOut)
         let N = c.numPatches, D = c.embedDim
+        let out = try posEmbed.withUnsafeBufferPointer { pe in
+            try encodePass.tokens(images, batch: B, grid: fullImages,
+                                  shape: c.encoderShape, weights: w, offsets: layout.encoder, pos: pe.baseAddress!, exec)
+        }
         try Self.checkFinite(out, B * N * D, "the encoder outputs (are the weights finite?)")
         if let tokens { tokens.update(from: out, count: B * N * D) }
-        if let pooled {
-            // float64 sums in the model's scratch (encodeScratch)
-            let acc = UnsafeMutableRawPointer(try encodeScratch.ensure(2 * D)).assumingMemoryBound(to: Double.self)
-            for b in 0..<B {
-                let dst = pooled + b * D
-                acc.update(repeating: 0, count: D)
-                for n in 0..<N {
-                    let row = out + (b * N + n) * D
-                    for i in 0..<D { acc[i] += Double(row[i]) }
-                }
-                for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
-            }
-        }
+        if let pooled { try encodePass.meanPool(out, batch: B, tokens: N, dim: D, into: pooled) }
     }
 
     /// Evaluation features of the last `lastK` blocks: each block's output through the encoder's
@@ -605,49 +578,18 @@ public final class Model {
     /// lastK = 1 gives `encode`'s pooled output bit for bit.
     public func encodeLayers(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind, lastK: Int,
                              pooled: UnsafeMutablePointer<Float>) throws {
-        let c = config, N = c.numPatches, D = c.embedDim, ex = exec, E = layout.encoder
+        let c = config
         if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
         if lastK < 1 || lastK > c.depth { throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(c.depth)), got \(lastK)") }
         try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()
         let w = encoder == .target ? CFPtr(target.ptr) : CFPtr(params.ptr)
-        let stack = targetStack
-        _ = try embedFullImages(images: images, batch: B, weights: w, stack: stack)
-        // per worker: the chunk's normed rows, then one image's float64 sums
-        let perWorker = stack.chunkRows * D + 2 * D
-        let scratch = try encodeScratch.ensure(ex.threads * perWorker)
-        let first = c.depth - lastK
-        var bad = false
-        let badFlag = UnsafeMutablePointer<Bool>.allocate(capacity: ex.threads)
-        defer { badFlag.deallocate() }
-        badFlag.initialize(repeating: false, count: ex.threads)
-        struct Pool: LayerTap {
-            let first: Int, lastK: Int, N: Int, D: Int, chunkRows: Int, perWorker: Int
-            let scratch: FPtr, normW: CFPtr, normB: CFPtr, pooled: FPtr, badFlag: UnsafeMutablePointer<Bool>
-            func callAsFunction(_ layer: Int, _ s0: Int, _ n: Int, _ rows: CFPtr, _ worker: Int) {
-                guard layer >= first else { return }
-                let ln = scratch + worker * perWorker
-                let acc = UnsafeMutableRawPointer(ln + chunkRows * D).assumingMemoryBound(to: Double.self)
-                layerNormForward(ln, nil, nil, rows, normW, normB, n * N, D, blockLNEps, .serial)
-                for i in 0..<(n * N * D) where !ln[i].isFinite { badFlag[worker] = true; break }
-                for k in 0..<n {
-                    for i in 0..<D { acc[i] = 0 }
-                    for t in 0..<N {
-                        let row = ln + (k * N + t) * D
-                        for i in 0..<D { acc[i] += Double(row[i]) }
-                    }
-                    let dst = pooled + ((s0 + k) * lastK + (layer - first)) * D
-                    for i in 0..<D { dst[i] = Float(acc[i] / Double(N)) }
-                }
-            }
+        try posEmbed.withUnsafeBufferPointer { pe in
+            try encodePass.layers(images, batch: B, grid: fullImages,
+                                  shape: c.encoderShape, weights: w, offsets: layout.encoder, pos: pe.baseAddress!,
+                                  lastK: lastK, into: pooled, exec)
         }
-        stack.forwardInference(params: w, blocks: E.blocks, ex,
-                               tap: Pool(first: first, lastK: lastK, N: N, D: D, chunkRows: stack.chunkRows,
-                                         perWorker: perWorker, scratch: scratch, normW: w + E.normW, normB: w + E.normB,
-                                         pooled: pooled, badFlag: badFlag))
-        for t in 0..<ex.threads where badFlag[t] { bad = true }
-        if bad { throw IJEPAError.numeric("the encoder outputs contain NaN or Inf (are the weights finite?)") }
     }
 
     // MARK: views for tests and tools

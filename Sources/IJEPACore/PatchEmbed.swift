@@ -25,20 +25,21 @@ public func sinCosPosEmbed2D(dim D: Int, grid G: Int) -> [Float] {
 
 /// Unfolds the patches named by `patchIndex` into rows (the conv as a matmul):
 /// cols[r, c·p·p + ky·p + kx] = images[imageIndex[r], c, py·p+ky, px·p+kx] with
-/// (py, px) = divmod(patchIndex[r], G). images are NCHW float32.
+/// (py, px) = divmod(patchIndex[r], width / p). images are NCHW float32 [·, C, height, width];
+/// pixels past the last whole patch are never read (the conv with stride p drops them).
 func gatherPatches(_ cols: FPtr, _ images: CFPtr, rows: Int, imageIndex: (Int) -> Int,
-                   patchIndex: (Int) -> Int, C: Int, imageSize: Int, patch p: Int) {
-    let G = imageSize / p
+                   patchIndex: (Int) -> Int, C: Int, height: Int, width: Int, patch p: Int) {
+    let gw = width / p
     let P = C * p * p
-    let plane = imageSize * imageSize
+    let plane = height * width
     for r in 0..<rows {
         let b = imageIndex(r), n = patchIndex(r)
-        let py = n / G, px = n % G
+        let py = n / gw, px = n % gw
         var dst = cols + r * P
         let img = images + b * C * plane
         for c in 0..<C {
             for ky in 0..<p {
-                let src = img + c * plane + (py * p + ky) * imageSize + px * p
+                let src = img + c * plane + (py * p + ky) * width + px * p
                 dst.update(from: src, count: p)
                 dst += p
             }

@@ -14,7 +14,8 @@ struct StackShape: Equatable {
     var S: Int, T: Int, W: Int, H: Int, hidden: Int, depth: Int
 }
 
-let blockLNEps: Float = 1e-6
+/// The official LayerNorm eps of every block and the final norm.
+public let blockLNEps: Float = 1e-6
 
 /// Called by forwardInference after each layer with a chunk's rows (see there).
 protocol LayerTap {
@@ -70,6 +71,8 @@ struct LayerActs {
 
 final class TransformerStack {
     private let store = FloatBuffer()
+    /// eps of the blocks' LayerNorms (1e-6 in the official code; pretrained files may say otherwise).
+    var lnEps: Float = blockLNEps
     /// Backward scratch; the model's training stacks share one (their backward passes run one
     /// after the other), so pointers into it are taken at the start of `backward`.
     private let grads: FloatBuffer
@@ -270,7 +273,7 @@ final class TransformerStack {
     func blockForwardTail(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets) {
         let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial, k = tail
         let M = rowOff[seq + S] - rowOff[seq], Mq = S * k
-        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
         attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOffTail + seq, maxT: s.T,
                          W, s.H, ex, tail: k)
@@ -279,7 +282,7 @@ final class TransformerStack {
             (a.res1 + i * k * W).update(from: x + (rowOff[seq + i + 1] - rowOff[seq] - k) * W, count: k * W)
         }
         linearForward(a.res1, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
         linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
         geluForward(a.gelu, a.fc1, Mq * Hd, ex)
         linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, residual: a.res1, ex)
@@ -290,12 +293,12 @@ final class TransformerStack {
     func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
         let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
         let M = rowOff[seq + S] - rowOff[seq]
-        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
         attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOff + seq, maxT: s.T, W, s.H, ex)
         let r1 = keep ? a.res1 : FPtr(mutating: x)
         linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, residual: keep ? x : nil, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, lnEps, ex)
         linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
         geluForward(a.gelu, a.fc1, M * Hd, ex)
         let out = keep ? a.out : r1
@@ -336,7 +339,7 @@ final class TransformerStack {
         let M = rowOff[seq + S] - rowOff[seq]
         let q0 = selOff[seq], Mq = selOff[seq + S] - q0
         let y = out + q0 * W
-        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
         // the selected rows' queries (into ln2, free until the MLP) and residual stream (into y)
         for i in 0..<S {
@@ -350,7 +353,7 @@ final class TransformerStack {
         attentionSelectedQueries(a.attn, a.probs, a.ln2, a.qkv, S, rowOff: rowOff + seq, selOff: selOff + seq, W, s.H)
         // y = (x + b) + attn·Wᵀ, then y += fc2(gelu(fc1(ln2(y)))): the same floats as blockForward
         linearForward(y, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, y, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, y, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
         linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
         geluForward(a.gelu, a.fc1, Mq * Hd, ex)
         linearForward(y, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, accumulate: true, ex)
@@ -374,7 +377,7 @@ final class TransformerStack {
             linearBackwardInput(dhid, dres, w + o.fc2W, M, Hd, W, ex)            // dgelu
             geluRecomputeBackward(big, dhid, dhid, a.fc1, M * Hd, ex)            // gelu; dfc1 in place
             linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, M, Hd, W, ex)
-            layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, M, W, blockLNEps, ex)
+            layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, M, W, lnEps, ex)
             linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, M, W, Hd, ex)
             try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, M, W, accumulate: true, ex)
@@ -384,7 +387,7 @@ final class TransformerStack {
             linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, M, W, W, ex)
             attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T,
                               W, s.H, ex)
-            layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+            layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
             linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
             try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
                               w + o.norm1W, M, W, accumulate: true, ex)
@@ -401,7 +404,7 @@ final class TransformerStack {
         linearBackwardInput(dhid, dres, w + o.fc2W, Mq, Hd, W, ex)
         geluRecomputeBackward(big, dhid, dhid, a.fc1, Mq * Hd, ex)
         linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, Mq, Hd, W, ex)
-        layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, blockLNEps, ex)
+        layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
         linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, Mq, W, Hd, ex)
         try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
                               w + o.norm2W, Mq, W, accumulate: true, ex)
@@ -411,7 +414,7 @@ final class TransformerStack {
         linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, Mq, W, W, ex)
         attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOffTail, maxT: s.T,
                           W, s.H, ex, tail: k)
-        layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, blockLNEps, ex)
+        layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
         // the residual: the tail rows' gradient scattered to their rows (0 on the others), plus
         // the LayerNorm branch of every row

@@ -209,7 +209,7 @@ final class KernelTests: XCTestCase {
         let N = G * G, P = C * p * p
         let cols = HostTensor(zeros: B * N * P), I = HostTensor(img)
         gatherPatches(cols.p, I.p, rows: B * N, imageIndex: { $0 / N }, patchIndex: { $0 % N },
-                      C: C, imageSize: S, patch: p)
+                      C: C, height: S, width: S, patch: p)
         // conv weight [D, C, p, p] applied to patch n must equal the dot product with its row
         let D = 3
         let w = randomArray(D * P, &rng)
