@@ -63,9 +63,9 @@ $(LIB): $(SOURCES) $(CPU_STAMP)
 	ln -sf libijepa.so.$(ABI) $(BUILD)/lib/libijepa.so
 
 # System and Python packages, installed only when missing (apt needs root or sudo, as on CI).
-APT_PKGS := libopenblas-dev pkg-config gcc zlib1g-dev
+APT_PKGS := libopenblas-dev pkg-config gcc zlib1g-dev libstb-dev
 deps:
-	@if ! pkg-config --exists openblas zlib 2>/dev/null || ! command -v cc >/dev/null; then \
+	@if ! pkg-config --exists openblas zlib stb 2>/dev/null || ! command -v cc >/dev/null; then \
 	  echo "== installing $(APT_PKGS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); \

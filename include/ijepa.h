@@ -264,6 +264,128 @@ int ijepa_model_load(const char *path, ijepa_model **out);
  * is missing is left as it is. On any error the model is unchanged. */
 int ijepa_model_load_weights(ijepa_model *m, const char *path, int strict);
 
+/* ---- pretrained encoders (inference only) -------------------------------------------- */
+/* An encoder holds one ViT encoder's weights and nothing else (no optimizer state, no
+ * predictor, no mask config): the way to embed images with a released I-JEPA model. Its
+ * memory is the weights once (float32) plus activations for the batch being encoded; loading
+ * reads every tensor straight into place, never holding a second copy of the weights.
+ * An encoder may be used by one thread at a time; distinct encoders are independent. */
+typedef struct ijepa_encoder ijepa_encoder;
+
+/* Where an encoder's weights came from (ijepa_encoder_info.source). */
+enum {
+    IJEPA_SOURCE_MODEL = 0,       /* a live training model (ijepa_encoder_from_model)           */
+    IJEPA_SOURCE_CHECKPOINT = 1,  /* a libijepa checkpoint (ijepa_model_save)                    */
+    IJEPA_SOURCE_OFFICIAL = 2,    /* safetensors with the official state_dict names: bare keys
+                                     or under "encoder." / "target_encoder.", each possibly with
+                                     DDP's "module." (tools/convert_official.py writes them)    */
+    IJEPA_SOURCE_HF = 3,          /* Hugging Face transformers IJepaModel: model.safetensors and
+                                     its config.json (transformers 4 and 5 tensor names)        */
+    IJEPA_SOURCE_TIMM = 4         /* timm VisionTransformer, no class token (vit_*_gap_*_ijepa) */
+};
+
+/* How the position table is resized for images whose patch grid differs from the weights'. */
+enum {
+    IJEPA_POS_AUTO = 0,           /* as the source's own code does: BICUBIC_AA for timm files,
+                                     BICUBIC otherwise                                          */
+    IJEPA_POS_BICUBIC = 1,        /* F.interpolate(mode="bicubic", align_corners=False), as
+                                     transformers' interpolate_pos_encoding (the official code's
+                                     intent; its own version fails without a class token)     */
+    IJEPA_POS_BICUBIC_AA = 2      /* the same with antialias=True, as timm's
+                                     resample_abs_pos_embed                                    */
+};
+
+typedef struct ijepa_encoder_options {
+    uint32_t struct_size;         /* set by ijepa_encoder_options_init                          */
+    int32_t  which_encoder;       /* files holding both (checkpoints, official files):
+                                     IJEPA_TARGET_ENCODER (default, the one the paper evaluates)
+                                     or IJEPA_CONTEXT_ENCODER. Files with one encoder (HF, timm,
+                                     bare official keys) ignore it.                            */
+    int32_t  num_heads;           /* 0 (default): from the file's metadata or config.json (the
+                                     tensors cannot tell it); > 0: this, checked against them  */
+    int32_t  n_threads;           /* <= 0 (default): all cores                                  */
+    int32_t  pos_interpolation;   /* IJEPA_POS_* (default IJEPA_POS_AUTO)                       */
+} ijepa_encoder_options;
+
+/* Fills *opts with the defaults and opts->struct_size. NULL is a no-op. */
+void ijepa_encoder_options_init(ijepa_encoder_options *opts);
+
+/* Creates an encoder from a file or a Hugging Face model directory; the format is recognised
+ * from the content (a directory must hold model.safetensors and config.json; a
+ * model.safetensors file next to a config.json is read with it). Sizes come from the tensors;
+ * the number of heads and the LayerNorm eps from the file's metadata or config.json (or
+ * opts->num_heads), with IJEPA_ERR_FORMAT naming what is missing when nothing says.
+ * opts NULL: defaults. Every tensor is checked (names, shapes, finite values) before the
+ * encoder exists. On success *out owns it; release it with ijepa_encoder_free. */
+int  ijepa_encoder_load(const char *path, const ijepa_encoder_options *opts, ijepa_encoder **out);
+/* A copy of a live model's target (IJEPA_TARGET_ENCODER) or context encoder, e.g. to evaluate
+ * during training; later training steps do not change it. n_threads is the model's. */
+int  ijepa_encoder_from_model(const ijepa_model *m, int which_encoder, ijepa_encoder **out);
+/* Releases an encoder. NULL is a no-op. Handles are never reused: a freed one is rejected. */
+void ijepa_encoder_free(ijepa_encoder *e);
+
+typedef struct ijepa_encoder_info {
+    uint32_t struct_size;         /* set by the CALLER to sizeof(ijepa_encoder_info): the library
+                                     writes only the fields that size covers                    */
+    int32_t  image_size;          /* the position table's size: grid * patch_size, square       */
+    int32_t  patch_size, in_chans, embed_dim, depth, num_heads, mlp_hidden;
+    int32_t  source;              /* IJEPA_SOURCE_*                                             */
+    int32_t  which_encoder;       /* IJEPA_TARGET_ENCODER / IJEPA_CONTEXT_ENCODER, or -1 when the
+                                     file does not say (HF and timm releases were converted from
+                                     the official checkpoints' context encoder)                */
+    int32_t  n_threads;           /* threads used (the resolved count, never <= 0)              */
+    int32_t  pos_interpolation;   /* IJEPA_POS_BICUBIC or IJEPA_POS_BICUBIC_AA (resolved)       */
+    float    layer_norm_eps;      /* every LayerNorm's eps, final norm included                 */
+} ijepa_encoder_info;
+
+/* Describes the encoder. out->struct_size must be set (at least 8: struct_size and image_size). */
+int  ijepa_encoder_get_info(const ijepa_encoder *e, ijepa_encoder_info *out);
+/* Threads used by this encoder; <= 0 means all cores. */
+int  ijepa_encoder_set_n_threads(ijepa_encoder *e, int32_t n_threads);
+/* Tokens per image of height x width pixels: (height / patch) * (width / patch), remainders
+ * dropped as the patch convolution drops them; -1 (with the last error set) if e is not a live
+ * encoder or the size is smaller than one patch. */
+int32_t ijepa_encoder_num_tokens(const ijepa_encoder *e, int32_t height, int32_t width);
+
+/* Encodes images: float32 NCHW [batch][in_chans][height][width], already normalized (see
+ * ijepa_preprocess_rgb8). Any height and width of at least one patch: a grid other than the
+ * weights' uses the position table resized as opts->pos_interpolation said. Pixels past the
+ * last whole patch are ignored. batch: 1 .. 2^20; large batches run in chunks of about 2048
+ * token rows, so activations stay bounded.
+ * tokens: batch * n * embed_dim floats (n = ijepa_encoder_num_tokens), after the final norm, or
+ * NULL; pooled: batch * embed_dim, the mean of those tokens (the paper's evaluation feature),
+ * or NULL. IJEPA_ERR_NUMERIC for NaN/Inf images; outputs are then unspecified. */
+int ijepa_encoder_encode(ijepa_encoder *e, const float *images, int32_t batch, int32_t height,
+                         int32_t width, float *tokens /* or NULL */, float *pooled /* or NULL */);
+/* Features of the last k blocks (as ijepa_encode_layers): each block's output through the final
+ * norm, averaged over the tokens, concatenated earliest block first. pooled: batch * last_k *
+ * embed_dim floats, [batch][last_k][embed_dim]; last_k = 1 is ijepa_encoder_encode's pooled. */
+int ijepa_encoder_encode_layers(ijepa_encoder *e, const float *images, int32_t batch, int32_t height,
+                                int32_t width, int32_t last_k, float *pooled);
+
+/* ---- preprocessing of decoded images ------------------------------------------------- */
+typedef struct ijepa_preprocess {
+    uint32_t struct_size;         /* set by ijepa_preprocess_init                               */
+    int32_t  resize;              /* the shorter side is resized to this, the other keeps the
+                                     aspect ratio (truncated, as torchvision's Resize(int)); 0:
+                                     no resize                                                 */
+    int32_t  crop;                /* then a centered crop x crop square (>= 1)                  */
+    float    mean[3], std[3];     /* per channel, on values scaled to [0, 1]                   */
+} ijepa_preprocess;
+
+/* Fills *p for a model of crop x crop pixels as the usual ImageNet evaluation does:
+ * resize = crop * 8 / 7 (256 for 224), ImageNet mean (0.485, 0.456, 0.406) and std
+ * (0.229, 0.224, 0.225). NULL is a no-op. */
+void ijepa_preprocess_init(ijepa_preprocess *p, int32_t crop);
+/* torchvision's Resize(resize) + CenterCrop(crop) + ToTensor + Normalize(mean, std) on a PIL
+ * image: rgb is height x width x 3 uint8, rows contiguous (what image decoders give); the
+ * resize is antialiased bilinear as PIL's, computed in float (PIL rounds to uint8 between its
+ * two passes: the results agree within 1/255 before normalization). out: 3 * crop * crop
+ * floats, CHW. A crop larger than the resized image is IJEPA_ERR_INVALID_ARGUMENT (torchvision
+ * would pad with zeros); std must be > 0. */
+int ijepa_preprocess_rgb8(const uint8_t *rgb, int32_t height, int32_t width, const ijepa_preprocess *p,
+                          float *out);
+
 /* ---- data augmentation --------------------------------------------------------------- */
 /* RandomResizedCrop with torchvision's semantics, for C users who have no torchvision: per
  * image, an area fraction uniform in [scale_min, scale_max] and an aspect ratio log-uniform in

@@ -241,7 +241,7 @@ public struct Config: Sendable, Hashable, Codable {
     }
 
     /// Encodes every field (numbers for the 64-bit fields; see the type's documentation).
-    public func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Swift.Encoder) throws {
         var k = encoder.container(keyedBy: CodingKeys.self)
         try k.encode(imageSize, forKey: .imageSize); try k.encode(patchSize, forKey: .patchSize)
         try k.encode(inChans, forKey: .inChans)

@@ -38,31 +38,13 @@ final class ModelBox: @unchecked Sendable {   // used by one thread at a time (t
     }
 }
 
-/// Live models by handle. A handle is an id that is never reused (not an address), so a
-/// freed handle can never alias a later model: using it is an error, not a crash.
-let liveModels = Mutex<(next: UInt, boxes: [UInt: ModelBox])>((1, [:]))
+/// Live models by handle (see HandleTable).
+let liveModels = HandleTable<ModelBox>(kind: "model", origin: "ijepa_model_create/ijepa_model_load", slot: 0)
 
-func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox {
-    guard let p else { throw invalid("\(arg) is NULL") }
-    let key = UInt(bitPattern: p)
-    guard let b = liveModels.withLock({ $0.boxes[key] }) else {
-        throw invalid("\(arg) is not a live model (already freed, or not from ijepa_model_create/ijepa_model_load)")
-    }
-    return b
-}
+func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox { try liveModels.lookup(p, arg) }
 
 /// Hands out a new handle for `model` and records it as live.
-func register(_ model: Model) -> OpaquePointer {
-    let b = ModelBox(model)
-    let key = liveModels.withLock { state -> UInt in
-        // ids step by 16 from 0x10000, so handles look like aligned pointers and are never NULL
-        let k = 0x10000 &+ state.next &* 16
-        state.next &+= 1
-        state.boxes[k] = b
-        return k
-    }
-    return OpaquePointer(bitPattern: key)!
-}
+func register(_ model: Model) -> OpaquePointer { liveModels.register(ModelBox(model)) }
 
 let maxBatch = 1 << 20
 
@@ -155,9 +137,7 @@ public func ijepa_model_create(_ cfg: UnsafePointer<ijepa_config>?, _ out: Unsaf
 
 @c @implementation
 public func ijepa_model_free(_ m: OpaquePointer?) {
-    guard let m else { return }
-    let key = UInt(bitPattern: m)
-    _ = liveModels.withLock { $0.boxes.removeValue(forKey: key) }
+    liveModels.remove(m)
 }
 
 @c @implementation

@@ -84,3 +84,39 @@ public func ijepa_log_set(_ cb: ijepa_log_callback?, _ user_data: UnsafeMutableR
         message.withCString { t.cb(level.rawValue, $0, t.user) }
     }
 }
+
+/// Live objects of one kind by handle. A handle is an id that is never reused (not an
+/// address), so a freed handle can never alias a later object: using it is an error, not a
+/// crash. Ids step by 16 from 0x10000 plus a per-kind slot (0...15), so handles look like
+/// aligned pointers, are never NULL, and a handle of one kind is never a live one of another.
+final class HandleTable<T: AnyObject & Sendable>: Sendable {
+    private let state = Mutex<(next: UInt, items: [UInt: T])>((1, [:]))
+    let kind: String, origin: String, slot: UInt
+
+    init(kind: String, origin: String, slot: UInt) { (self.kind, self.origin, self.slot) = (kind, origin, slot) }
+
+    func register(_ x: T) -> OpaquePointer {
+        let key = state.withLock { s -> UInt in
+            let k = 0x10000 &+ s.next &* 16 &+ slot
+            s.next &+= 1
+            s.items[k] = x
+            return k
+        }
+        return OpaquePointer(bitPattern: key)!
+    }
+
+    func lookup(_ p: OpaquePointer?, _ arg: String) throws -> T {
+        guard let p else { throw invalid("\(arg) is NULL") }
+        let key = UInt(bitPattern: p)
+        guard let x = state.withLock({ $0.items[key] }) else {
+            throw invalid("\(arg) is not a live \(kind) (already freed, or not from \(origin))")
+        }
+        return x
+    }
+
+    /// Forgets the handle (NULL and unknown handles are ignored).
+    func remove(_ p: OpaquePointer?) {
+        guard let p else { return }
+        _ = state.withLock { $0.items.removeValue(forKey: UInt(bitPattern: p)) }
+    }
+}

@@ -1,0 +1,193 @@
+import COpenBLAS
+
+/// Where an encoder's weights came from (IJEPA_SOURCE_* in include/ijepa.h).
+public enum EncoderSource: Int, Sendable {
+    case model = 0, checkpoint = 1, official = 2, huggingFace = 3, timm = 4
+
+    public var name: String {
+        switch self {
+        case .model: return "a training model"
+        case .checkpoint: return "a libijepa checkpoint"
+        case .official: return "official I-JEPA names"
+        case .huggingFace: return "a Hugging Face IJepaModel"
+        case .timm: return "a timm VisionTransformer"
+        }
+    }
+}
+
+/// How the position table is resized for another patch grid (IJEPA_POS_* in include/ijepa.h).
+public enum PosInterpolation: Int, Sendable {
+    case auto = 0, bicubic = 1, bicubicAntialiased = 2
+
+    /// The filter for weights from `source`: timm resamples with antialias, everyone else without.
+    func resolved(for source: EncoderSource) -> PosInterpolation {
+        self != .auto ? self : (source == .timm ? .bicubicAntialiased : .bicubic)
+    }
+
+    var filter: ResampleFilter { self == .bicubicAntialiased ? .bicubicAntialiased : .bicubic }
+}
+
+/// One ViT encoder for inference: its weights in one flat float32 block (the layout of a
+/// training model's encoder part, official names), its position table, and the scratch of the
+/// batch being encoded — no gradients, optimizer state, predictor or mask config. Used by one
+/// thread at a time.
+public final class ViTEncoder {
+    public let shape: EncoderShape
+    /// Side of the (square) patch grid of the position table.
+    public let grid: Int
+    public let source: EncoderSource
+    /// Which encoder of a training run these are; nil when the source does not say.
+    public let which: EncoderKind?
+    /// Resolved: .bicubic or .bicubicAntialiased.
+    public let posInterpolation: PosInterpolation
+    public let layout: ParamLayout
+    public let weights: FloatBuffer
+    /// [grid·grid, D].
+    public let pos: FloatBuffer
+    public private(set) var exec: Exec
+    let pass = EncodePass()
+    /// The position table resized for the last other grid asked for.
+    private var resized: (gh: Int, gw: Int, table: FloatBuffer)?
+
+    /// Images per forward chunk are chosen so that a chunk has about this many token rows: the
+    /// activations stay bounded whatever the batch.
+    static let chunkRowTarget = 2048
+
+    /// An encoder whose weights and position table the caller fills (loaders, copies).
+    init(shape: EncoderShape, grid: Int, source: EncoderSource, which: EncoderKind?, posInterpolation: PosInterpolation,
+         threads: Int) throws {
+        try Self.validate(shape, grid: grid)
+        self.shape = shape
+        self.grid = grid
+        self.source = source
+        self.which = which
+        self.posInterpolation = posInterpolation.resolved(for: source)
+        layout = ParamLayout(encoder: shape)
+        let floats = Double(layout.totalCount + grid * grid * shape.embedDim)
+        if floats * 4 > Exec.availableMemory * 0.9 {
+            throw IJEPAError.outOfMemory("the encoder needs \(Int(floats * 4 / 1_048_576)) MiB for its weights, more than this machine has available")
+        }
+        weights = try FloatBuffer(count: layout.totalCount)
+        pos = try FloatBuffer(count: grid * grid * shape.embedDim)
+        exec = Exec(threads: threads > 0 ? min(threads, 1024) : Exec.hardwareThreads)
+    }
+
+    /// A copy of a training model's target or context encoder (later steps do not change it).
+    public convenience init(copying model: Model, _ which: EncoderKind) throws {
+        let c = model.config
+        try self.init(shape: c.encoderShape, grid: c.gridSize, source: .model, which: which, posInterpolation: .auto,
+                      threads: model.nThreads)
+        weights.ptr.update(from: which == .target ? model.target.ptr : model.params.ptr, count: layout.totalCount)
+        pos.ptr.update(from: model.posEmbed, count: model.posEmbed.count)
+    }
+
+    /// Sizes every kernel can run: positive, heads dividing the width, and small enough that
+    /// no size computation overflows.
+    static func validate(_ s: EncoderShape, grid: Int) throws {
+        func check(_ ok: Bool, _ m: @autoclosure () -> String) throws { if !ok { throw IJEPAError.format(m()) } }
+        try check(s.patchSize >= 1 && s.patchSize <= 1024, "patch size \(s.patchSize) must be in 1...1024")
+        try check(s.inChans >= 1 && s.inChans <= 64, "input channels \(s.inChans) must be in 1...64")
+        try check(s.embedDim >= 1 && s.embedDim <= 65536, "width \(s.embedDim) must be in 1...65536")
+        try check(s.depth >= 1 && s.depth <= 1024, "depth \(s.depth) must be in 1...1024")
+        try check(s.mlpHidden >= 1 && s.mlpHidden <= 1 << 18, "MLP width \(s.mlpHidden) must be in 1...262144")
+        try check(s.numHeads >= 1 && s.embedDim % s.numHeads == 0,
+                  "\(s.numHeads) heads do not divide the width \(s.embedDim)")
+        try check(grid >= 1 && grid <= 1024, "position grid \(grid) must be in 1...1024")
+        try check(s.lnEps.isFinite && s.lnEps > 0 && s.lnEps < 1, "LayerNorm eps \(s.lnEps) must be in (0, 1)")
+    }
+
+    public var imageSize: Int { grid * shape.patchSize }
+
+    /// Threads of this encoder's kernels (values <= 0 mean all cores; at most 1024).
+    public var nThreads: Int {
+        get { exec.threads }
+        set { exec = Exec(threads: newValue > 0 ? min(newValue, 1024) : Exec.hardwareThreads) }
+    }
+
+    /// Tokens of an image of height × width pixels: whole patches only.
+    public func numTokens(height: Int, width: Int) throws -> Int {
+        let p = shape.patchSize
+        if height < p || width < p {
+            throw IJEPAError.shape("an image of \(height)x\(width) pixels is smaller than one \(p)x\(p) patch")
+        }
+        if height > 1 << 20 || width > 1 << 20 {
+            throw IJEPAError.shape("an image of \(height)x\(width) pixels is too large (at most 1048576 per side)")
+        }
+        return (height / p) * (width / p)
+    }
+
+    /// The position table for grid g: the weights' own, or resized (cached for the next call).
+    private func positions(for g: PatchGrid) throws -> CFPtr {
+        if g.gh == grid && g.gw == grid { return CFPtr(pos.ptr) }
+        if let r = resized, r.gh == g.gh, r.gw == g.gw { return CFPtr(r.table.ptr) }
+        let table = try FloatBuffer(count: g.tokens * shape.embedDim)
+        resampleGrid(pos.ptr, inH: grid, inW: grid, channels: shape.embedDim, to: table.ptr, outH: g.gh, outW: g.gw,
+                     posInterpolation.filter)
+        resized = (g.gh, g.gw, table)
+        return CFPtr(table.ptr)
+    }
+
+    /// Images per chunk for n tokens each, after checking that a chunk's activations fit.
+    private func chunkImages(tokens n: Int, batch: Int) throws -> Int {
+        let per = max(1, min(batch, Self.chunkRowTarget / n))
+        // input, patch rows and outputs for the chunk, plus each thread's layer scratch for one
+        // image (its attention probabilities H·n² dominate for large images)
+        let s = shape, D = s.embedDim
+        let rows = Double(per * n), oneImage = Double(n)
+        let floats = rows * Double(2 * D + s.patchDim)
+            + Double(exec.threads) * (oneImage * Double(8 * D + 2 * s.mlpHidden + 4) + Double(s.numHeads) * oneImage * oneImage)
+            + Double(n * D)
+        if floats * 4 > Exec.availableMemory * 0.9 || floats > Double(Int.max / 8) {
+            throw IJEPAError.outOfMemory("encoding images of \(n) tokens needs about \(Int(floats * 4 / 1_048_576)) MiB of activations, more than is available; use smaller images or fewer threads")
+        }
+        return per
+    }
+
+    private func check(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int) throws -> PatchGrid {
+        if batch < 1 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+        _ = try numTokens(height: height, width: width)
+        let (n, o) = (batch * shape.inChans).multipliedReportingOverflow(by: height * width)
+        if o || n > 1 << 40 { throw IJEPAError.shape("a batch of \(batch) images of \(shape.inChans)x\(height)x\(width) is too large") }
+        try Model.checkFinite(images, n, "images")
+        openblas_set_num_threads(1)   // (process-wide: BLAS runs single-threaded inside our pool)
+        return PatchGrid(height: height, width: width, patch: shape.patchSize)
+    }
+
+    /// Encodes float32 NCHW images [batch, C, height, width]. tokens [batch, n, D] after the
+    /// final norm (or nil); pooled [batch, D], their mean (or nil). Batches run in chunks.
+    public func encode(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                       tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
+        let g = try check(images: images, batch: batch, height: height, width: width)
+        let n = g.tokens, D = shape.embedDim, perImage = shape.inChans * height * width
+        let per = try chunkImages(tokens: n, batch: batch)
+        let table = try positions(for: g)
+        var b0 = 0
+        while b0 < batch {
+            let B = min(per, batch - b0)
+            let out = try pass.tokens(images + b0 * perImage, batch: B, grid: g, shape: shape, weights: weights.ptr,
+                                      offsets: layout.encoder, pos: table, into: tokens.map { $0 + b0 * n * D }, exec)
+            try Model.checkFinite(out, B * n * D, "the encoder outputs (are the weights finite?)")
+            if let pooled { try pass.meanPool(out, batch: B, tokens: n, dim: D, into: pooled + b0 * D) }
+            b0 += B
+        }
+    }
+
+    /// Features of the last `lastK` blocks, [batch, lastK, D] (see EncodePass.layers).
+    public func encodeLayers(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int, lastK: Int,
+                             pooled: UnsafeMutablePointer<Float>) throws {
+        if lastK < 1 || lastK > shape.depth {
+            throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(shape.depth)), got \(lastK)")
+        }
+        let g = try check(images: images, batch: batch, height: height, width: width)
+        let n = g.tokens, D = shape.embedDim, perImage = shape.inChans * height * width
+        let per = try chunkImages(tokens: n, batch: batch)
+        let table = try positions(for: g)
+        var b0 = 0
+        while b0 < batch {
+            let B = min(per, batch - b0)
+            try pass.layers(images + b0 * perImage, batch: B, grid: g, shape: shape, weights: weights.ptr,
+                            offsets: layout.encoder, pos: table, lastK: lastK, into: pooled + b0 * lastK * D, exec)
+            b0 += B
+        }
+    }
+}
