@@ -8,6 +8,9 @@ Pure Python over ctypes + numpy. The low-level binding, a 1:1 mirror of ``ijepa.
         x = np.random.randn(8, 3, 32, 32).astype(np.float32)
         stats = m.train_step(x)             # StepStats(step=1, loss=..., ...)
         feats = m.encode(x)                 # [8, 192] mean-pooled target-encoder features
+
+    with ijepa.Encoder.load("ijepa_vith14_1k/") as enc:     # HF / timm directory, or a file
+        feats = enc.encode(rgb_uint8_images)                # preprocessed by the library
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ._lib import ABI_VERSION, LibraryNotFoundError
 from ._log import logging_handler, set_log_handler
 from .augment import RandomResizedCrop, random_resized_crop, resize_bilinear
 from .config import PRESETS, Config
+from .encoder import Encoder, Preprocess, preprocess
 from .errors import (Error, FormatError, IjepaIOError, InternalError, InvalidArgumentError,
                      IOError_, NumericError, OutOfMemoryError, ShapeError, StateError)
 from .masks import Masks, RaggedMasks
@@ -25,7 +29,8 @@ from .model import BUFFERS, Model, StepStats
 __all__ = [
     "version", "abi_version", "library_path", "status_string", "set_log_handler",
     "logging_handler", "Config", "PRESETS", "Model", "StepStats", "Masks", "RaggedMasks", "BUFFERS",
-    "has_ragged_context", "has_encode_layers",
+    "has_ragged_context", "has_encode_layers", "has_encoder",
+    "Encoder", "Preprocess", "preprocess",
     "Error", "InvalidArgumentError", "ShapeError", "OutOfMemoryError", "IjepaIOError", "IOError_",
     "FormatError", "StateError", "NumericError", "InternalError", "LibraryNotFoundError",
     "resize_bilinear", "random_resized_crop", "RandomResizedCrop",
@@ -66,3 +71,9 @@ def has_ragged_context():
 def has_encode_layers():
     """Whether the loaded library has Model.encode_layers (ijepa_encode_layers)."""
     return _lib.has_function("ijepa_encode_layers")
+
+
+def has_encoder():
+    """Whether the loaded library has pretrained encoders and preprocessing (ijepa.Encoder,
+    ijepa.preprocess)."""
+    return all(_lib.has_function(f) for f in _lib.ENCODER + _lib.PREPROCESS)

@@ -25,12 +25,12 @@ import glob
 import os
 import subprocess
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64,
-                    c_size_t, c_uint32, c_uint64, c_void_p)
+                    c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
 __all__ = [
     "ABI_VERSION", "lib", "library_path", "load_library", "LibraryNotFoundError",
     "ijepa_config", "ijepa_masks", "ijepa_ragged_masks", "ijepa_step_stats", "ijepa_tensor_info",
-    "ijepa_log_callback",
+    "ijepa_encoder_options", "ijepa_encoder_info", "ijepa_preprocess", "ijepa_log_callback",
 ]
 
 #: The IJEPA_ABI_VERSION this binding was written for.
@@ -63,6 +63,18 @@ IJEPA_CONTEXT_ENCODER = 1
 # ---- save flags -----------------------------------------------------------------------------
 IJEPA_SAVE_WEIGHTS = 1
 IJEPA_SAVE_TRAINING_STATE = 2
+
+# ---- pretrained encoders: where the weights came from (ijepa_encoder_info.source) -----------
+IJEPA_SOURCE_MODEL = 0
+IJEPA_SOURCE_CHECKPOINT = 1
+IJEPA_SOURCE_OFFICIAL = 2
+IJEPA_SOURCE_HF = 3
+IJEPA_SOURCE_TIMM = 4
+
+# ---- pretrained encoders: position-table resizing (ijepa_encoder_options.pos_interpolation) --
+IJEPA_POS_AUTO = 0
+IJEPA_POS_BICUBIC = 1
+IJEPA_POS_BICUBIC_AA = 2
 
 # ---- log levels -----------------------------------------------------------------------------
 IJEPA_LOG_DEBUG = 0
@@ -131,10 +143,44 @@ class ijepa_tensor_info(Structure):
     ]
 
 
+class ijepa_encoder_options(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),      # set by ijepa_encoder_options_init
+        ("which_encoder", c_int32),     # IJEPA_TARGET_ENCODER (default) / IJEPA_CONTEXT_ENCODER
+        ("num_heads", c_int32),         # 0: from the file's metadata or config.json
+        ("n_threads", c_int32),         # <= 0: all cores
+        ("pos_interpolation", c_int32),  # IJEPA_POS_*
+    ]
+
+
+class ijepa_encoder_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),      # set by the caller to sizeof(ijepa_encoder_info)
+        ("image_size", c_int32),
+        ("patch_size", c_int32), ("in_chans", c_int32), ("embed_dim", c_int32),
+        ("depth", c_int32), ("num_heads", c_int32), ("mlp_hidden", c_int32),
+        ("source", c_int32),            # IJEPA_SOURCE_*
+        ("which_encoder", c_int32),     # IJEPA_TARGET_ENCODER / IJEPA_CONTEXT_ENCODER / -1
+        ("n_threads", c_int32),         # resolved, never <= 0
+        ("pos_interpolation", c_int32),  # IJEPA_POS_BICUBIC / IJEPA_POS_BICUBIC_AA (resolved)
+        ("layer_norm_eps", c_float),
+    ]
+
+
+class ijepa_preprocess(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),      # set by ijepa_preprocess_init
+        ("resize", c_int32),            # shorter side -> resize (0: no resize)
+        ("crop", c_int32),              # centered crop x crop
+        ("mean", c_float * 3), ("std", c_float * 3),
+    ]
+
+
 #: void (*)(int level, const char *message, void *user_data)
 ijepa_log_callback = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 
 _model_p = c_void_p          # ijepa_model *  (opaque)
+_encoder_p = c_void_p        # ijepa_encoder *  (opaque)
 _float_p = POINTER(c_float)
 
 #: name -> (restype, argtypes), in header order.
@@ -174,6 +220,21 @@ PROTOTYPES = {
     "ijepa_model_save": (c_int, [_model_p, c_char_p, c_uint32]),
     "ijepa_model_load": (c_int, [c_char_p, POINTER(_model_p)]),
     "ijepa_model_load_weights": (c_int, [_model_p, c_char_p, c_int]),
+    "ijepa_encoder_options_init": (None, [POINTER(ijepa_encoder_options)]),
+    "ijepa_encoder_load": (c_int, [c_char_p, POINTER(ijepa_encoder_options),
+                                   POINTER(_encoder_p)]),
+    "ijepa_encoder_from_model": (c_int, [_model_p, c_int, POINTER(_encoder_p)]),
+    "ijepa_encoder_free": (None, [_encoder_p]),
+    "ijepa_encoder_get_info": (c_int, [_encoder_p, POINTER(ijepa_encoder_info)]),
+    "ijepa_encoder_set_n_threads": (c_int, [_encoder_p, c_int32]),
+    "ijepa_encoder_num_tokens": (c_int32, [_encoder_p, c_int32, c_int32]),
+    "ijepa_encoder_encode": (c_int, [_encoder_p, _float_p, c_int32, c_int32, c_int32, _float_p,
+                                     _float_p]),
+    "ijepa_encoder_encode_layers": (c_int, [_encoder_p, _float_p, c_int32, c_int32, c_int32,
+                                            c_int32, _float_p]),
+    "ijepa_preprocess_init": (None, [POINTER(ijepa_preprocess), c_int32]),
+    "ijepa_preprocess_rgb8": (c_int, [POINTER(c_uint8), c_int32, c_int32,
+                                      POINTER(ijepa_preprocess), _float_p]),
     "ijepa_random_resized_crop": (c_int, [_float_p, c_int32, c_int32, c_int32, c_int32, c_int32,
                                           c_float, c_float, c_float, c_float, POINTER(c_uint64),
                                           _float_p]),
@@ -187,11 +248,24 @@ PROTOTYPES = {
 OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear",
                       "ijepa_masks_sample_ragged", "ijepa_ragged_masks_free",
                       "ijepa_train_step_ragged", "ijepa_forward_backward_ragged",
-                      "ijepa_encode_layers"})
+                      "ijepa_encode_layers",
+                      "ijepa_encoder_options_init", "ijepa_encoder_load", "ijepa_encoder_from_model",
+                      "ijepa_encoder_free", "ijepa_encoder_get_info", "ijepa_encoder_set_n_threads",
+                      "ijepa_encoder_num_tokens", "ijepa_encoder_encode",
+                      "ijepa_encoder_encode_layers", "ijepa_preprocess_init",
+                      "ijepa_preprocess_rgb8"})
 
 #: The functions that come with ijepa_config.ragged_context (appended together with it).
 RAGGED = ("ijepa_masks_sample_ragged", "ijepa_ragged_masks_free", "ijepa_train_step_ragged",
           "ijepa_forward_backward_ragged")
+
+#: The pretrained-encoder functions (ijepa.Encoder), appended together.
+ENCODER = ("ijepa_encoder_options_init", "ijepa_encoder_load", "ijepa_encoder_from_model",
+           "ijepa_encoder_free", "ijepa_encoder_get_info", "ijepa_encoder_set_n_threads",
+           "ijepa_encoder_num_tokens", "ijepa_encoder_encode", "ijepa_encoder_encode_layers")
+
+#: The preprocessing functions (ijepa.preprocess, ijepa.Preprocess), appended together.
+PREPROCESS = ("ijepa_preprocess_init", "ijepa_preprocess_rgb8")
 
 
 class LibraryNotFoundError(ImportError):
