@@ -110,10 +110,11 @@ public final class ViTEncoder {
         if height < p || width < p {
             throw IJEPAError.shape("an image of \(height)x\(width) pixels is smaller than one \(p)x\(p) patch")
         }
-        if height > 1 << 20 || width > 1 << 20 {
-            throw IJEPAError.shape("an image of \(height)x\(width) pixels is too large (at most 1048576 per side)")
+        let n = height <= 1 << 20 && width <= 1 << 20 ? (height / p) * (width / p) : Int.max
+        if n > 1 << 24 {
+            throw IJEPAError.shape("an image of \(height)x\(width) pixels has too many \(p)x\(p) patches (at most 2^24 tokens)")
         }
-        return (height / p) * (width / p)
+        return n
     }
 
     /// The position table for grid g: the weights' own, or resized (cached for the next call).

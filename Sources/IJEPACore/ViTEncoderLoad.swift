@@ -188,11 +188,11 @@ struct EncoderPlan {
             if let act = config["hidden_act"]?.string, act != "gelu" {
                 throw fmt("config.json says hidden_act '\(act)'; I-JEPA encoders use the exact (erf) GELU, 'gelu'")
             }
-            if let cp = config["patch_size"]?.number, Int(cp) != p {
-                throw fmt("config.json says patch_size \(Int(cp)) but '\(patchKey)' has \(p)x\(p) patches")
+            if let cp = config["patch_size"], cp != .number(Double(p)) {
+                throw fmt("config.json says patch_size \(cp.serialized) but '\(patchKey)' has \(p)x\(p) patches")
             }
-            if let cc = config["num_channels"]?.number, Int(cc) != C {
-                throw fmt("config.json says num_channels \(Int(cc)) but '\(patchKey)' has \(C) input channels")
+            if let cc = config["num_channels"], cc != .number(Double(C)) {
+                throw fmt("config.json says num_channels \(cc.serialized) but '\(patchKey)' has \(C) input channels")
             }
         }
         if src == .timm, let config {
@@ -214,7 +214,10 @@ struct EncoderPlan {
             }
             heads = fileHeads
         }
-        if D % heads != 0 { throw IJEPAError.invalidArgument("num_heads \(heads) does not divide the width \(D)") }
+        if D % heads != 0 {
+            let m = "num_heads \(heads) does not divide the width \(D)"
+            throw o.numHeads > 0 ? IJEPAError.invalidArgument(m) : fmt("says " + m)
+        }
         source = src
         which = wh
         shape = EncoderShape(patchSize: p, inChans: C, embedDim: D, depth: depth, numHeads: heads, mlpHidden: hidden, lnEps: eps)
