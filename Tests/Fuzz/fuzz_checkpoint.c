@@ -17,6 +17,12 @@
  *      made once. Fails: status IO, FORMAT or NUMERIC, fresh message, and all five buffers and
  *      the step counter bit-identical. Succeeds: gradients, AdamW state and step untouched (the
  *      model is then reset for the next input); strict success implies non-strict success.
+ *   3. ijepa_encoder_load on the same bytes: as a file (heads from the file, then 2 heads
+ *      asked for), and as the model.safetensors of a Hugging Face directory and of a timm
+ *      directory (fixed config.json files beside a link to the input). Fails: status IO,
+ *      FORMAT, NUMERIC or OUT_OF_MEMORY (INVALID_ARGUMENT only for the asked-for heads), *out
+ *      untouched, a fresh message. Succeeds: get_info is consistent, and one image at the
+ *      weights' size and one a patch wider encode to finite features or IJEPA_ERR_NUMERIC.
  *
  * Any violated rule calls abort(), which libFuzzer reports as a crash, like a real crash.
  *
@@ -110,10 +116,32 @@ static void check_message(const char *what, int st) {
     if (!e || !e[0] || strcmp(e, sentinel_message) == 0) BUG("%s failed with %d but left no fresh message", what, st);
 }
 
+/* Hugging Face and timm directories: a fixed config.json beside a link to the input. */
+static char hf_dir[700], timm_dir[700];
+
 static void remove_save_dir(void) {
     if (!save_dir[0]) return;
     unlink(save_path);
+    char p[800];
+    const char *dirs[2] = {hf_dir, timm_dir};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0]) continue;
+        snprintf(p, sizeof p, "%s/config.json", dirs[i]); unlink(p);
+        snprintf(p, sizeof p, "%s/model.safetensors", dirs[i]); unlink(p);
+        rmdir(dirs[i]);
+    }
     rmdir(save_dir);
+}
+
+static void make_model_dir(char *dir, const char *name, const char *config_json) {
+    snprintf(dir, 700, "%s/%s", save_dir, name);
+    if (mkdir(dir, 0700) != 0) BUG("mkdir %s: %s", dir, strerror(errno));
+    char p[800];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f || fputs(config_json, f) < 0 || fclose(f) != 0) BUG("writing %s", p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    if (symlink(input_path, p) != 0) BUG("symlink %s: %s", p, strerror(errno));
 }
 
 static void write_input(const uint8_t *data, size_t size) {
@@ -164,6 +192,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (!mkdtemp(save_dir)) BUG("mkdtemp(%s): %s", save_dir, strerror(errno));
     snprintf(save_path, sizeof save_path, "%s/roundtrip.safetensors", save_dir);
     atexit(remove_save_dir);
+    /* the configs of Tests/Fixtures/encoders/hf_v5 and timm (the seeds' sizes) */
+    make_model_dir(hf_dir, "hf", "{\"architectures\": [\"IJepaModel\"], \"hidden_act\": \"gelu\", \"hidden_size\": 32, "
+                   "\"image_size\": 24, \"intermediate_size\": 80, \"layer_norm_eps\": 1e-05, \"model_type\": \"ijepa\", "
+                   "\"num_attention_heads\": 2, \"num_channels\": 3, \"num_hidden_layers\": 3, \"patch_size\": 4}");
+    make_model_dir(timm_dir, "timm", "{\"architecture\": \"vit_huge_patch14_gap_224\", \"num_features\": 48, "
+                   "\"model_args\": {\"patch_size\": 8, \"embed_dim\": 48, \"depth\": 2, \"num_heads\": 4}}");
 
     ijepa_config c = fuzz_tiny_config(7);
     if (ijepa_model_create(&c, &fixed) != IJEPA_OK) BUG("create the fixed model");
@@ -360,9 +394,67 @@ static void check_load_weights(void) {
     }
 }
 
+/* One image of h x w through a loaded encoder: IJEPA_OK with finite features, or NUMERIC
+ * (weights whose activations overflow). Sizes past a small budget are not tried. */
+static void encode_one(ijepa_encoder *e, const ijepa_encoder_info *info, int32_t h, int32_t w) {
+    int32_t n = ijepa_encoder_num_tokens(e, h, w), P = info->patch_size;
+    if (n != (h / P) * (w / P)) BUG("num_tokens(%d, %d) = %d with patch %d", h, w, n, P);
+    size_t pixels = (size_t)info->in_chans * (size_t)h * (size_t)w, outs = (size_t)n * (size_t)info->embed_dim;
+    if (pixels > (1u << 20) || outs > (1u << 20)) return;
+    float *img = malloc(pixels * sizeof(float)), *tok = malloc(outs * sizeof(float));
+    float *pooled = malloc((size_t)info->embed_dim * sizeof(float));
+    for (size_t i = 0; i < pixels; i++) img[i] = (float)sin(0.37 * (double)i);
+    set_sentinel_error();
+    int st = ijepa_encoder_encode(e, img, 1, h, w, tok, pooled);
+    if (st == IJEPA_OK) {
+        if (!all_finite(tok, outs) || !all_finite(pooled, (size_t)info->embed_dim))
+            BUG("ijepa_encoder_encode succeeded with non-finite features");
+    } else if (st == IJEPA_ERR_NUMERIC || st == IJEPA_ERR_OUT_OF_MEMORY) {
+        check_message("ijepa_encoder_encode", st);
+    } else {
+        BUG("ijepa_encoder_encode(%dx%d): unexpected status %d (%s)", h, w, st, ijepa_status_string(st));
+    }
+    free(img); free(tok); free(pooled);
+}
+
+static void check_encoder_load(const char *what, const char *path, int32_t num_heads) {
+    ijepa_encoder_options o;
+    ijepa_encoder_options_init(&o);
+    o.num_heads = num_heads;
+    o.n_threads = 1;
+    ijepa_encoder *const sentinel = (ijepa_encoder *)(uintptr_t)0x5151;
+    ijepa_encoder *e = sentinel;
+    set_sentinel_error();
+    int st = ijepa_encoder_load(path, &o, &e);
+    if (st != IJEPA_OK) {
+        if (st != IJEPA_ERR_IO && st != IJEPA_ERR_FORMAT && st != IJEPA_ERR_NUMERIC && st != IJEPA_ERR_OUT_OF_MEMORY &&
+            !(st == IJEPA_ERR_INVALID_ARGUMENT && num_heads > 0))
+            BUG("ijepa_encoder_load (%s): unexpected status %d (%s)", what, st, ijepa_status_string(st));
+        if (e != sentinel) BUG("ijepa_encoder_load (%s) failed (%d) but wrote *out", what, st);
+        check_message("ijepa_encoder_load", st);
+        return;
+    }
+    ijepa_encoder_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    if (ijepa_encoder_get_info(e, &info) != IJEPA_OK) BUG("get_info of a loaded encoder");
+    if (info.embed_dim < 1 || info.num_heads < 1 || info.embed_dim % info.num_heads || info.depth < 1 ||
+        info.patch_size < 1 || info.image_size < info.patch_size || info.image_size % info.patch_size ||
+        (num_heads > 0 && info.num_heads != num_heads) || !(info.layer_norm_eps > 0))
+        BUG("ijepa_encoder_load (%s): inconsistent info D %d heads %d depth %d patch %d image %d eps %g", what,
+            info.embed_dim, info.num_heads, info.depth, info.patch_size, info.image_size, info.layer_norm_eps);
+    encode_one(e, &info, info.image_size, info.image_size);
+    encode_one(e, &info, info.image_size, info.image_size + info.patch_size);
+    ijepa_encoder_free(e);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     write_input(data, size);
     check_load();
     check_load_weights();
+    check_encoder_load("file", input_path, 0);
+    check_encoder_load("file, 2 heads", input_path, 2);
+    check_encoder_load("Hugging Face directory", hf_dir, 0);
+    check_encoder_load("timm directory", timm_dir, 0);
     return 0;
 }

@@ -81,6 +81,9 @@ ${CC:-gcc} -std=gnu11 -O1 -g -Wall -Wextra -Werror "$HERE/make_seeds.c" -I"$STAG
     -L"$STAGE/lib" -lijepa -Wl,-rpath,"$STAGE/lib" -lm -o "$OUT/make_seeds" || die "building make_seeds failed"
 rm -rf "$OUT/seeds"
 "$OUT/make_seeds" "$OUT/seeds" >/dev/null || die "make_seeds failed"
+# the pretrained-encoder fixtures (Hugging Face v4 and v5 names, timm, official names)
+for f in hf_v4 hf_v5 timm; do cp "$ROOT/Tests/Fixtures/encoders/$f/model.safetensors" "$OUT/seeds/encoder-$f.safetensors"; done
+cp "$ROOT/Tests/Fixtures/encoders/official.safetensors" "$OUT/seeds/encoder-official.safetensors"
 say "$(ls "$OUT/seeds" | wc -l) seed files"
 
 # Round-trip saves go to a RAM directory of this run, removed at the end (also after -fork workers).
