@@ -18,38 +18,51 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
 func rowGrain(_ flopsPerRow: Int) -> Int { max(1, 1_000_000 / max(1, flopsPerRow)) }
 
 /// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]   (accumulate: out += …; residual: out = residual + …,
-/// computed as (residual + b) + inp·Wᵀ, the same floats as copying residual and accumulating)
+/// computed as (residual + b) + inp·Wᵀ, the same floats as copying residual and accumulating).
+/// Few rows (one image at inference): each thread takes every row and a block of output
+/// columns, packing only its rows of W; otherwise each thread takes a block of rows.
 func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
                    _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, residual: CFPtr? = nil, _ ex: Exec) {
-    struct Body: ChunkBody {
+    /// rows × columns block [r0, r0+m) × cols of the product, bias and residual included
+    struct Block {
         let out: FPtr, inp: CFPtr, weight: CFPtr, bias: CFPtr?, I: Int, O: Int, accumulate: Bool, residual: CFPtr?
-        func callAsFunction(_: Int, _ rows: Range<Int>) {
-            let r0 = rows.lowerBound, m = rows.count
-            let o = out + r0 * O
+        @inline(__always)
+        func run(rows r0: Int, _ m: Int, cols: Range<Int>) {
+            let c0 = cols.lowerBound, n = cols.count
+            let o = out + r0 * O + c0
             var beta: Float = accumulate ? 1 : 0
             if let residual {
-                let res = residual + r0 * O
-                if let bias {
-                    for r in 0..<m {
-                        let row = o + r * O, src = res + r * O
-                        for c in 0..<O { row[c] = src[c] + bias[c] }
-                    }
-                } else {
-                    o.update(from: res, count: m * O)
+                let res = residual + r0 * O + c0
+                for r in 0..<m {
+                    let row = o + r * O, src = res + r * O
+                    if let bias { for c in 0..<n { row[c] = src[c] + bias[c0 + c] } } else { row.update(from: src, count: n) }
                 }
                 beta = 1
             } else if let bias {
                 for r in 0..<m {
                     let row = o + r * O
-                    if accumulate { for c in 0..<O { row[c] += bias[c] } } else { row.update(from: bias, count: O) }
+                    if accumulate { for c in 0..<n { row[c] += bias[c0 + c] } } else { row.update(from: bias + c0, count: n) }
                 }
                 beta = 1
             }
-            sgemm(false, true, m, O, I, 1, inp + r0 * I, I, weight, I, beta, o, O)
+            sgemm(false, true, m, n, I, 1, inp + r0 * I, I, weight + c0 * I, I, beta, o, O)
         }
     }
-    ex.forEach(M, grain: rowGrain(2 * I * O), Body(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O,
-                                                   accumulate: accumulate, residual: residual))
+    struct Rows: ChunkBody {
+        let b: Block
+        func callAsFunction(_: Int, _ rows: Range<Int>) { b.run(rows: rows.lowerBound, rows.count, cols: 0..<b.O) }
+    }
+    struct Columns: ChunkBody {
+        let b: Block, M: Int
+        func callAsFunction(_: Int, _ cols: Range<Int>) { b.run(rows: 0, M, cols: cols) }
+    }
+    let b = Block(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O, accumulate: accumulate, residual: residual)
+    let parts = columnParts(rows: M, cols: O, depth: I, ex)
+    if parts > 1 {
+        ex.pool.run(tasks: parts, ColumnTask(body: Columns(b: b, M: M), n: O, parts: parts))
+        return
+    }
+    ex.forEach(M, grain: rowGrain(2 * I * O), Rows(b: b))
 }
 
 /// dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate); dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.

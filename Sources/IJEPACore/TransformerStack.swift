@@ -91,6 +91,8 @@ final class TransformerStack {
     /// Output rows per sequence of the last layer (0: all rows).
     private(set) var tail = 0
     private var nChunks = 0, chunkProbs = 0
+    /// Inference runs layer by layer, each kernel on all threads (see prepare).
+    private(set) var layerParallel = false
     private(set) var layers: [LayerActs] = []
     /// Input rows [M, W]: the caller writes the stack's input here before `forward`.
     private(set) var input: FPtr
@@ -160,9 +162,16 @@ final class TransformerStack {
             s0 = s1
         }
         chunkSeq[nChunks] = S
+        // inference on fewer chunks than threads (one image, say): one chunk of everything, run
+        // layer by layer with every kernel split over the threads
+        layerParallel = !training && threads > 1 && nChunks < threads
+        if layerParallel {
+            nChunks = 1; chunkSeq[1] = S
+            chunkRows = rowOff[S]; chunkProbs = probOff[S]
+        }
         let M = self.M
         let layerRows = training ? M : chunkRows
-        let nLayers = training ? shape.depth : threads
+        let nLayers = training ? shape.depth : (layerParallel ? 1 : threads)
         // a layer: all activations (inference scratch) or the kept ones (training)
         let per = layerRows * ((training ? 5 : 8) * W + (training ? 1 : 2) * Hd + 4) + (training ? probTotal : chunkProbs)
         // the last layer with an output tail: ln1 statistics and qkv for all rows, the rest for Mq
@@ -288,10 +297,12 @@ final class TransformerStack {
         linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, residual: a.res1, ex)
     }
 
-    /// One block on sequences seq..<seq+count (single-threaded; the caller parallelizes over
-    /// chunks). keep: write res1/out into `a` (training); otherwise update x in place (inference).
-    func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool) {
-        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
+    /// One block on sequences seq..<seq+count, its kernels on `ex` (serial when the caller
+    /// parallelizes over chunks). keep: write res1/out into `a` (training); otherwise update x
+    /// in place (inference).
+    func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool,
+                      _ ex: Exec = .serial) {
+        let s = shape, W = s.W, Hd = s.hidden
         let M = rowOff[seq + S] - rowOff[seq]
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
@@ -310,6 +321,13 @@ final class TransformerStack {
     /// worker)` is called (on the task's thread) after each layer with the chunk's output rows.
     @discardableResult
     func forwardInference<Tap: LayerTap>(params w: CFPtr, blocks: [BlockOffsets], _ ex: Exec, tap: Tap) -> FPtr {
+        if layerParallel {
+            for l in 0..<shape.depth {
+                blockForward(layers[0], x: input, seq: 0, count: shape.S, params: w, blocks[l], keep: false, ex)
+                tap(l, 0, shape.S, input, 0)
+            }
+            return input
+        }
         ex.pool.run(tasks: nChunks, InferenceTask(stack: self, params: w, blocks: blocks, tap: tap))
         return input
     }
@@ -326,6 +344,13 @@ final class TransformerStack {
     /// depth ≥ 1 and at most shape.T selected rows per sequence; `input` is overwritten.
     func forwardInferenceSelected(params w: CFPtr, blocks: [BlockOffsets], selOff: UnsafePointer<Int>,
                                   selRows: UnsafePointer<Int32>, out: FPtr, _ ex: Exec) {
+        if layerParallel {
+            let d = shape.depth
+            for l in 0..<(d - 1) { blockForward(layers[0], x: input, seq: 0, count: shape.S, params: w, blocks[l], keep: false, ex) }
+            blockForwardSelected(layers[0], x: input, seq: 0, count: shape.S, params: w, blocks[d - 1], selOff: selOff,
+                                 selRows: selRows, out: out, ex)
+            return
+        }
         ex.pool.run(tasks: nChunks, InferenceSelectedTask(stack: self, params: w, blocks: blocks, selOff: selOff,
                                                           selRows: selRows, out: out))
     }
@@ -334,8 +359,8 @@ final class TransformerStack {
     /// forwardInferenceSelected): LayerNorm and qkv for every row, attention for the selected
     /// queries, then the residual, projection and MLP on those rows, in `out` at their compact rows.
     func blockForwardSelected(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets,
-                              selOff: UnsafePointer<Int>, selRows: UnsafePointer<Int32>, out: FPtr) {
-        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial
+                              selOff: UnsafePointer<Int>, selRows: UnsafePointer<Int32>, out: FPtr, _ ex: Exec = .serial) {
+        let s = shape, W = s.W, Hd = s.hidden
         let M = rowOff[seq + S] - rowOff[seq]
         let q0 = selOff[seq], Mq = selOff[seq + S] - q0
         let y = out + q0 * W

@@ -168,6 +168,28 @@ final class EncoderTests: XCTestCase {
         }
     }
 
+    /// One image on several threads runs layer by layer with every kernel split over the
+    /// threads (few chunks); its tokens and last-k features equal the one-thread pass.
+    func testLayerParallelPassEqualsTheSerialOne() throws {
+        var c = ModelGradientTests.tinyConfig()
+        (c.imageSize, c.patchSize, c.embedDim, c.depth, c.numHeads, c.mlpRatio) = (64, 8, 96, 3, 4, 4)
+        let m = try Model(config: c)
+        let enc = try ViTEncoder(copying: m, .target)
+        var rng = RNG(seed: 11)
+        let image = randomArray(c.inChans * 64 * 64, &rng), n = 64, D = 96
+        var ref: [[Float]] = []
+        for threads in [1, 2, 3] {
+            enc.nThreads = threads
+            var tokens = [Float](repeating: .nan, count: n * D), layers = [Float](repeating: .nan, count: 3 * D)
+            try enc.encode(images: image, batch: 1, height: 64, width: 64, tokens: &tokens, pooled: nil)
+            try enc.encodeLayers(images: image, batch: 1, height: 64, width: 64, lastK: 3, pooled: &layers)
+            XCTAssertEqual(enc.pass.stack.layerParallel, threads > 1)
+            if threads == 1 { ref = [tokens, layers]; continue }
+            assertCloseToScale(tokens, ref[0], tol: 1e-6, "tokens, \(threads) threads")
+            assertCloseToScale(layers, ref[1], tol: 1e-6, "layers, \(threads) threads")
+        }
+    }
+
     func testBadFilesAndInputsAreClearErrors() throws {
         let tmp = NSTemporaryDirectory() + "enc-bad-\(getpid())"
         mkdir(tmp, 0o755)

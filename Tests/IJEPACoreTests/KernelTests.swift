@@ -38,6 +38,35 @@ final class KernelTests: XCTestCase {
         assertClose(dW.array, dW1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dW accumulate")
     }
 
+    /// linearForward's splits (output columns when the rows are few, rows otherwise) against a
+    /// float64 reference, 1-3 threads, with bias, accumulation and a residual. O = 200 leaves a
+    /// ragged last column block.
+    func testLinearForwardSplits() {
+        for (M, I, O) in [(40, 160, 200), (600, 96, 64)] {
+            var rng = RNG(seed: UInt64(M * 7 + I + O))
+            let x = randomArray(M * I, &rng), w = randomArray(O * I, &rng), b = randomArray(O, &rng)
+            let o0 = randomArray(M * O, &rng), res = randomArray(M * O, &rng)
+            var ref = [Double](repeating: 0, count: M * O)
+            for r in 0..<M { for o in 0..<O {
+                var s = Double(b[o]); for i in 0..<I { s += Double(x[r * I + i]) * Double(w[o * I + i]) }
+                ref[r * O + o] = s
+            } }
+            for threads in 1...3 {
+                let ex = Exec(threads: threads), tag = "M \(M) I \(I) O \(O) threads \(threads)"
+                let X = HostTensor(x), Wt = HostTensor(w), B = HostTensor(b), R = HostTensor(res)
+                let plain = HostTensor(o0), acc = HostTensor(o0), withRes = HostTensor(o0)
+                linearForward(plain.p, X.p, Wt.p, B.p, M, I, O, ex)
+                linearForward(acc.p, X.p, Wt.p, B.p, M, I, O, accumulate: true, ex)
+                linearForward(withRes.p, X.p, Wt.p, B.p, M, I, O, residual: R.p, ex)
+                assertClose(plain.array, ref.map { Float($0) }, atol: 1e-4, rtol: 1e-5, "plain " + tag)
+                assertClose(acc.array, zip(ref, o0).map { Float($0 + Double($1)) }, atol: 1e-4, rtol: 1e-5, "accumulate " + tag)
+                assertClose(withRes.array, zip(ref, res).map { Float($0 + Double($1)) }, atol: 1e-4, rtol: 1e-5, "residual " + tag)
+            }
+        }
+        XCTAssertEqual(columnParts(rows: 40, cols: 200, depth: 160, ex2), 2, "the few-rows shape splits columns")
+        XCTAssertEqual(columnParts(rows: 600, cols: 64, depth: 96, ex2), 0, "the many-rows shape splits rows")
+    }
+
     /// linearBackward's work splits (rows; columns of dX or dW when the rows are few; per-thread
     /// partial sums of dW when they are many) against a float64 reference, 1-3 threads, with
     /// and without accumulation. Column splits cut at multiples of 16 (I = 200 leaves a ragged
