@@ -103,7 +103,7 @@ if [[ " $ONLY " == *" asan "* ]]; then
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
     for t in $TESTS; do
         args=()
-        [ "$t" = test_fixtures ] && args=("$ROOT/Tests/Fixtures")
+        case "$t" in test_fixtures|test_encoder) args=("$ROOT/Tests/Fixtures") ;; esac
         run "asan-$t" 600 "$OUT/asan/$t" "${args[@]}"
     done
     for line in "${EXAMPLE_RUNS[@]}"; do
@@ -137,6 +137,7 @@ if [[ " $ONLY " == *" vg "* ]]; then
         fi
         run "valgrind-test_errors" 900 "${VGENV[@]}" "${VG[@]}" "$OUT/plain/test_errors"
         run "valgrind-encode_features-3" 900 "${VGENV[@]}" "${VG[@]}" "$OUT/plain/encode_features" 3
+        run "valgrind-test_encoder" 900 "${VGENV[@]}" "${VG[@]}" "$OUT/plain/test_encoder" "$ROOT/Tests/Fixtures"
     else
         fail=$((fail + 1)); failed+=("valgrind"); say "valgrind: FAIL (not installed and could not be installed)"
     fi
