@@ -31,7 +31,8 @@ static void check_case(ijepa_encoder *e, const char *key) {
     char name[128];
     snprintf(name, sizeof name, "%s.images", key);
     const st_tensor *t = st_find(&expected, name);
-    REQUIRE(t != NULL, "fixture has no %s", name);
+    CHECK(t != NULL, "fixture has no %s", name);
+    if (!t) return;
     int32_t B = (int32_t)t->shape[0], H = (int32_t)t->shape[2], W = (int32_t)t->shape[3];
     float *images = st_read_f32(&expected, name, NULL);
     snprintf(name, sizeof name, "%s.tokens", key);
