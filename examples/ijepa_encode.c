@@ -451,8 +451,11 @@ static int encode_all(job *j) {
 /* Loads the encoder as the options say and checks it can take RGB crops; 0 or -1 (reported). */
 static int load_encoder(job *j) {
     const args *a = j->a;
-    ijepa_encoder_options o;
-    ijepa_encoder_options_init(&o);
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    if (ijepa_encoder_options_init(&o) != IJEPA_OK) {
+        message("ijepa_encoder_options_init: %s", ijepa_last_error());
+        return -1;
+    }
     o.which_encoder = a->which;
     o.num_heads = a->heads;
     o.n_threads = a->threads;
@@ -485,13 +488,18 @@ static int load_encoder(job *j) {
     return 0;
 }
 
-/* Fills the preprocessing from the defaults for the crop and the options. */
-static void setup_preprocess(job *j) {
+/* Fills the preprocessing from the defaults for the crop and the options; 0 or -1 (reported). */
+static int setup_preprocess(job *j) {
     const args *a = j->a;
-    ijepa_preprocess_init(&j->pre, j->crop);
+    j->pre.struct_size = sizeof j->pre;
+    if (ijepa_preprocess_init(&j->pre, j->crop) != IJEPA_OK) {
+        message("--crop %d: %s", j->crop, ijepa_last_error());
+        return -1;
+    }
     if (a->resize >= 0) j->pre.resize = a->resize;
     if (a->have_mean) memcpy(j->pre.mean, a->mean, sizeof j->pre.mean);
     if (a->have_std) memcpy(j->pre.std, a->std, sizeof j->pre.std);
+    return 0;
 }
 
 /* Allocates the batch buffers, with the sizes checked against overflow; 0 or -1 (reported). */
@@ -546,8 +554,7 @@ static void summary(job *j) {
 
 /* Everything after the command line; the exit status. */
 static int run(job *j) {
-    if (load_encoder(j) != 0 || alloc_buffers(j) != 0) return 1;
-    setup_preprocess(j);
+    if (load_encoder(j) != 0 || alloc_buffers(j) != 0 || setup_preprocess(j) != 0) return 1;
     if (open_outputs(j) != 0 || encode_all(j) != 0) return 1;
     if (j->rows == 0) {
         clear_progress(j);

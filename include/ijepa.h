@@ -296,7 +296,7 @@ enum {
 };
 
 typedef struct ijepa_encoder_options {
-    uint32_t struct_size;         /* set by ijepa_encoder_options_init                          */
+    uint32_t struct_size;         /* sizeof(ijepa_encoder_options), set by the caller           */
     int32_t  which_encoder;       /* files holding both (checkpoints, official files):
                                      IJEPA_TARGET_ENCODER (default, the one the paper evaluates)
                                      or IJEPA_CONTEXT_ENCODER. Files with one encoder (HF, timm,
@@ -307,8 +307,13 @@ typedef struct ijepa_encoder_options {
     int32_t  pos_interpolation;   /* IJEPA_POS_* (default IJEPA_POS_AUTO)                       */
 } ijepa_encoder_options;
 
-/* Fills *opts with the defaults and opts->struct_size. NULL is a no-op. */
-void ijepa_encoder_options_init(ijepa_encoder_options *opts);
+/* Fills *opts with the defaults. Like every struct the library writes, the caller sets
+ * opts->struct_size = sizeof(ijepa_encoder_options) first and the library writes only the
+ * fields that size covers (a program built against an older header gets the fields it knows):
+ *     ijepa_encoder_options o = {.struct_size = sizeof o};
+ *     ijepa_encoder_options_init(&o);
+ * IJEPA_ERR_INVALID_ARGUMENT for NULL or a struct_size below 4. */
+int  ijepa_encoder_options_init(ijepa_encoder_options *opts);
 
 /* Creates an encoder from a file or a Hugging Face model directory; the format is recognised
  * from the content (a directory must hold model.safetensors and config.json; a
@@ -325,8 +330,7 @@ int  ijepa_encoder_from_model(const ijepa_model *m, int which_encoder, ijepa_enc
 void ijepa_encoder_free(ijepa_encoder *e);
 
 typedef struct ijepa_encoder_info {
-    uint32_t struct_size;         /* set by the CALLER to sizeof(ijepa_encoder_info): the library
-                                     writes only the fields that size covers                    */
+    uint32_t struct_size;         /* sizeof(ijepa_encoder_info), set by the caller              */
     int32_t  image_size;          /* the position table's size: grid * patch_size, square       */
     int32_t  patch_size, in_chans, embed_dim, depth, num_heads, mlp_hidden;
     int32_t  source;              /* IJEPA_SOURCE_*                                             */
@@ -338,7 +342,8 @@ typedef struct ijepa_encoder_info {
     float    layer_norm_eps;      /* every LayerNorm's eps, final norm included                 */
 } ijepa_encoder_info;
 
-/* Describes the encoder. out->struct_size must be set (at least 8: struct_size and image_size). */
+/* Describes the encoder: the fields out->struct_size covers (set it first, as for
+ * ijepa_encoder_options_init). */
 int  ijepa_encoder_get_info(const ijepa_encoder *e, ijepa_encoder_info *out);
 /* Threads used by this encoder; <= 0 means all cores. */
 int  ijepa_encoder_set_n_threads(ijepa_encoder *e, int32_t n_threads);
@@ -365,7 +370,7 @@ int ijepa_encoder_encode_layers(ijepa_encoder *e, const float *images, int32_t b
 
 /* ---- preprocessing of decoded images ------------------------------------------------- */
 typedef struct ijepa_preprocess {
-    uint32_t struct_size;         /* set by ijepa_preprocess_init                               */
+    uint32_t struct_size;         /* sizeof(ijepa_preprocess), set by the caller                */
     int32_t  resize;              /* the shorter side is resized to this, the other keeps the
                                      aspect ratio (truncated, as torchvision's Resize(int)); 0:
                                      no resize                                                 */
@@ -375,8 +380,9 @@ typedef struct ijepa_preprocess {
 
 /* Fills *p for a model of crop x crop pixels as the usual ImageNet evaluation does:
  * resize = crop * 8 / 7 (256 for 224), ImageNet mean (0.485, 0.456, 0.406) and std
- * (0.229, 0.224, 0.225). NULL is a no-op. */
-void ijepa_preprocess_init(ijepa_preprocess *p, int32_t crop);
+ * (0.229, 0.224, 0.225). The caller sets p->struct_size first (see ijepa_encoder_options_init);
+ * crop in 1 .. 65536. */
+int  ijepa_preprocess_init(ijepa_preprocess *p, int32_t crop);
 /* torchvision's Resize(resize) + CenterCrop(crop) + ToTensor + Normalize(mean, std) on a PIL
  * image: rgb is height x width x 3 uint8, rows contiguous (what image decoders give); the
  * resize is antialiased bilinear as PIL's, computed in float (PIL rounds to uint8 between its

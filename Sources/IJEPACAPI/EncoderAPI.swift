@@ -22,6 +22,20 @@ func checkStructSize(_ size: UInt32, _ minimum: Int, _ name: String, _ howToSet:
     }
 }
 
+/// Writes `value` to `out` up to the caller's struct_size (read from `out` first, at least the
+/// 4 bytes of struct_size itself): a program compiled against an older header gets only the
+/// fields it knows. struct_size is written as the size actually filled.
+func writeCovered<T>(_ value: T, to out: UnsafeMutablePointer<T>, _ name: String) throws {
+    let callerSize = UnsafeRawPointer(out).load(as: UInt32.self)
+    try checkStructSize(callerSize, 4, name, "set it to sizeof(*\(name)) first")
+    let n = min(Int(callerSize), MemoryLayout<T>.size)
+    var v = value
+    withUnsafeMutableBytes(of: &v) { raw in
+        raw.storeBytes(of: UInt32(n), as: UInt32.self)
+        UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress!, byteCount: n)
+    }
+}
+
 func encoderKind(_ v: Int32, _ name: String) throws -> EncoderKind {
     guard let k = EncoderKind(rawValue: Int(v)) else {
         throw invalid("\(name) must be IJEPA_TARGET_ENCODER (0) or IJEPA_CONTEXT_ENCODER (1), got \(v)")
@@ -30,12 +44,14 @@ func encoderKind(_ v: Int32, _ name: String) throws -> EncoderKind {
 }
 
 @c @implementation
-public func ijepa_encoder_options_init(_ opts: UnsafeMutablePointer<ijepa_encoder_options>?) {
-    guard let opts else { return }
-    let d = EncoderLoadOptions()
-    opts.pointee = ijepa_encoder_options(struct_size: UInt32(MemoryLayout<ijepa_encoder_options>.size),
-                                         which_encoder: Int32(d.which.rawValue), num_heads: Int32(d.numHeads),
-                                         n_threads: Int32(d.nThreads), pos_interpolation: Int32(d.posInterpolation.rawValue))
+public func ijepa_encoder_options_init(_ opts: UnsafeMutablePointer<ijepa_encoder_options>?) -> Int32 {
+    guarded {
+        guard let opts else { throw invalid("opts is NULL") }
+        let d = EncoderLoadOptions()
+        try writeCovered(ijepa_encoder_options(struct_size: 0, which_encoder: Int32(d.which.rawValue),
+                                               num_heads: Int32(d.numHeads), n_threads: Int32(d.nThreads),
+                                               pos_interpolation: Int32(d.posInterpolation.rawValue)), to: opts, "opts")
+    }
 }
 
 @c @implementation
@@ -47,7 +63,7 @@ public func ijepa_encoder_load(_ path: UnsafePointer<CChar>?, _ opts: UnsafePoin
         var o = EncoderLoadOptions()
         if let opts {
             let c = opts.pointee
-            try checkStructSize(c.struct_size, MemoryLayout<ijepa_encoder_options>.size, "opts", "fill it with ijepa_encoder_options_init")
+            try checkStructSize(c.struct_size, MemoryLayout<ijepa_encoder_options>.size, "opts", "set it to sizeof(ijepa_encoder_options), then call ijepa_encoder_options_init")
             o.which = try encoderKind(c.which_encoder, "opts->which_encoder")
             if c.num_heads < 0 { throw invalid("opts->num_heads must be >= 0 (0: from the file), got \(c.num_heads)") }
             o.numHeads = Int(c.num_heads)
@@ -80,20 +96,14 @@ public func ijepa_encoder_get_info(_ e: OpaquePointer?, _ out: UnsafeMutablePoin
     guarded {
         let enc = try encoderBox(e)
         guard let out else { throw invalid("out is NULL") }
-        let full = MemoryLayout<ijepa_encoder_info>.size
-        let size = Int(out.pointee.struct_size)
-        try checkStructSize(out.pointee.struct_size, 8, "out", "set it to sizeof(ijepa_encoder_info)")
         let s = enc.shape
-        var info = ijepa_encoder_info(
-            struct_size: UInt32(min(size, full)), image_size: Int32(enc.imageSize), patch_size: Int32(s.patchSize),
+        let info = ijepa_encoder_info(
+            struct_size: 0, image_size: Int32(enc.imageSize), patch_size: Int32(s.patchSize),
             in_chans: Int32(s.inChans), embed_dim: Int32(s.embedDim), depth: Int32(s.depth), num_heads: Int32(s.numHeads),
             mlp_hidden: Int32(s.mlpHidden), source: Int32(enc.source.rawValue),
             which_encoder: enc.which.map { Int32($0.rawValue) } ?? -1, n_threads: Int32(enc.nThreads),
             pos_interpolation: Int32(enc.posInterpolation.rawValue), layer_norm_eps: s.lnEps)
-        // only the fields the caller's struct has
-        withUnsafeBytes(of: &info) { src in
-            UnsafeMutableRawPointer(out).copyMemory(from: src.baseAddress!, byteCount: min(size, full))
-        }
+        try writeCovered(info, to: out, "out")
     }
 }
 
@@ -138,11 +148,14 @@ public func ijepa_encoder_encode_layers(_ e: OpaquePointer?, _ images: UnsafePoi
 // MARK: preprocessing
 
 @c @implementation
-public func ijepa_preprocess_init(_ p: UnsafeMutablePointer<ijepa_preprocess>?, _ crop: Int32) {
-    guard let p else { return }
-    let d = Preprocess(crop: Int(crop))
-    p.pointee = ijepa_preprocess(struct_size: UInt32(MemoryLayout<ijepa_preprocess>.size), resize: Int32(d.resize),
-                                 crop: Int32(d.crop), mean: (d.mean.0, d.mean.1, d.mean.2), std: (d.std.0, d.std.1, d.std.2))
+public func ijepa_preprocess_init(_ p: UnsafeMutablePointer<ijepa_preprocess>?, _ crop: Int32) -> Int32 {
+    guarded {
+        guard let p else { throw invalid("p is NULL") }
+        if crop < 1 || crop > 1 << 16 { throw invalid("crop must be in 1...65536, got \(crop)") }
+        let d = Preprocess(crop: Int(crop))
+        try writeCovered(ijepa_preprocess(struct_size: 0, resize: Int32(d.resize), crop: Int32(d.crop),
+                                          mean: (d.mean.0, d.mean.1, d.mean.2), std: (d.std.0, d.std.1, d.std.2)), to: p, "p")
+    }
 }
 
 @c @implementation
@@ -153,7 +166,7 @@ public func ijepa_preprocess_rgb8(_ rgb: UnsafePointer<UInt8>?, _ height: Int32,
         guard let p else { throw invalid("p is NULL") }
         guard let out else { throw invalid("out is NULL") }
         let c = p.pointee
-        try checkStructSize(c.struct_size, MemoryLayout<ijepa_preprocess>.size, "p", "fill it with ijepa_preprocess_init")
+        try checkStructSize(c.struct_size, MemoryLayout<ijepa_preprocess>.size, "p", "set it to sizeof(ijepa_preprocess), then call ijepa_preprocess_init")
         var pre = Preprocess(crop: Int(c.crop))
         pre.resize = Int(c.resize)
         pre.mean = c.mean

@@ -53,8 +53,8 @@ static void check_case(ijepa_encoder *e, const char *key) {
 static ijepa_encoder *load(const char *dir, const char *name, int which, int32_t heads) {
     char path[1024];
     snprintf(path, sizeof path, "%s/encoders/%s", dir, name);
-    ijepa_encoder_options o;
-    ijepa_encoder_options_init(&o);
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    CHECK_OK(ijepa_encoder_options_init(&o));
     o.which_encoder = which;
     o.num_heads = heads;
     o.n_threads = 2;
@@ -104,8 +104,8 @@ int main(int argc, char **argv) {
     CHECK_OK(ijepa_encoder_get_info(e, &small));
     CHECK(small.image_size == 24 && small.patch_size == 0x7f7f7f7f, "struct_size 8: image %d, patch %#x", small.image_size,
           (unsigned)small.patch_size);
-    small.struct_size = 4;
-    CHECK(ijepa_encoder_get_info(e, &small) == IJEPA_ERR_INVALID_ARGUMENT, "struct_size 4 refused");
+    small.struct_size = 3;
+    CHECK(ijepa_encoder_get_info(e, &small) == IJEPA_ERR_INVALID_ARGUMENT, "struct_size 3 refused");
 
     /* bad arguments: clear errors, never a crash */
     float img[3 * 24 * 24] = {0}, out[64];
@@ -118,8 +118,8 @@ int main(int argc, char **argv) {
     CHECK(ijepa_encoder_num_tokens(e, 1 << 30, 1 << 30) == -1, "too many tokens");
     img[7] = NAN;
     CHECK(ijepa_encoder_encode(e, img, 1, 24, 24, NULL, out) == IJEPA_ERR_NUMERIC, "NaN image");
-    ijepa_encoder_options o;
-    ijepa_encoder_options_init(&o);
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    CHECK_OK(ijepa_encoder_options_init(&o));
     o.pos_interpolation = 9;
     ijepa_encoder *none = NULL;
     snprintf(path, sizeof path, "%s/encoders/hf_v5", argv[1]);
@@ -157,9 +157,20 @@ int main(int argc, char **argv) {
     free(images); free(a); free(b);
 
     /* preprocessing */
-    ijepa_preprocess p;
-    ijepa_preprocess_init(&p, 224);
+    ijepa_preprocess p = {.struct_size = sizeof p};
+    CHECK_OK(ijepa_preprocess_init(&p, 224));
     CHECK(p.resize == 256 && p.crop == 224, "defaults %d/%d", p.resize, p.crop);
+    /* a caller built against a smaller (older) struct gets only its fields */
+    ijepa_preprocess older;
+    memset(&older, 0x55, sizeof older);
+    older.struct_size = 12;
+    CHECK_OK(ijepa_preprocess_init(&older, 224));
+    CHECK(older.struct_size == 12 && older.resize == 256 && older.crop == 224 && older.mean[0] != 0.485f,
+          "struct_size 12: resize %d crop %d, mean untouched", older.resize, older.crop);
+    older.struct_size = 0;
+    CHECK(ijepa_preprocess_init(&older, 224) == IJEPA_ERR_INVALID_ARGUMENT, "struct_size 0 refused");
+    CHECK(ijepa_preprocess_init(&p, 0) == IJEPA_ERR_INVALID_ARGUMENT, "crop 0 refused");
+    CHECK(ijepa_encoder_options_init(NULL) == IJEPA_ERR_INVALID_ARGUMENT, "NULL options");
     uint8_t rgb[40 * 30 * 3];
     for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(i * 7);
     p.resize = 32; p.crop = 28;

@@ -132,8 +132,8 @@ int main(void) {
     printf("wrote ViT-H/14 (%.2f GB of float32 weights) in %.1f s; peak RSS so far %.0f MiB\n",
            weight_bytes / 1e9, now() - t0, rss_before / 1024.0);
 
-    ijepa_encoder_options o;
-    ijepa_encoder_options_init(&o);
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    REQUIRE_OK(ijepa_encoder_options_init(&o));
     o.num_heads = HEADS;
     o.n_threads = 2;
     ijepa_encoder *e = NULL;

@@ -418,8 +418,8 @@ static void encode_one(ijepa_encoder *e, const ijepa_encoder_info *info, int32_t
 }
 
 static void check_encoder_load(const char *what, const char *path, int32_t num_heads) {
-    ijepa_encoder_options o;
-    ijepa_encoder_options_init(&o);
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    if (ijepa_encoder_options_init(&o) != IJEPA_OK) BUG("ijepa_encoder_options_init");
     o.num_heads = num_heads;
     o.n_threads = 1;
     ijepa_encoder *const sentinel = (ijepa_encoder *)(uintptr_t)0x5151;

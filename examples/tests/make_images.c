@@ -89,8 +89,8 @@ static int cmd_reference(const char *weights, const char *out, char **images, in
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
     if (ijepa_encoder_get_info(e, &info) != IJEPA_OK) { ijepa_encoder_free(e); return fail("ijepa_encoder_get_info"); }
-    ijepa_preprocess p;
-    ijepa_preprocess_init(&p, info.image_size);
+    ijepa_preprocess p = {.struct_size = sizeof p};
+    if (ijepa_preprocess_init(&p, info.image_size) != IJEPA_OK) { ijepa_encoder_free(e); return fail("ijepa_preprocess_init"); }
     float *pixels = malloc(sizeof(float) * 3 * (size_t)p.crop * p.crop);
     float *row = malloc(sizeof(float) * (size_t)info.embed_dim);
     FILE *f = fopen(out, "wb");

@@ -145,7 +145,7 @@ class ijepa_tensor_info(Structure):
 
 class ijepa_encoder_options(Structure):
     _fields_ = [
-        ("struct_size", c_uint32),      # set by ijepa_encoder_options_init
+        ("struct_size", c_uint32),      # sizeof, set by the caller before ijepa_encoder_options_init
         ("which_encoder", c_int32),     # IJEPA_TARGET_ENCODER (default) / IJEPA_CONTEXT_ENCODER
         ("num_heads", c_int32),         # 0: from the file's metadata or config.json
         ("n_threads", c_int32),         # <= 0: all cores
@@ -169,7 +169,7 @@ class ijepa_encoder_info(Structure):
 
 class ijepa_preprocess(Structure):
     _fields_ = [
-        ("struct_size", c_uint32),      # set by ijepa_preprocess_init
+        ("struct_size", c_uint32),      # sizeof, set by the caller before ijepa_preprocess_init
         ("resize", c_int32),            # shorter side -> resize (0: no resize)
         ("crop", c_int32),              # centered crop x crop
         ("mean", c_float * 3), ("std", c_float * 3),
@@ -220,7 +220,7 @@ PROTOTYPES = {
     "ijepa_model_save": (c_int, [_model_p, c_char_p, c_uint32]),
     "ijepa_model_load": (c_int, [c_char_p, POINTER(_model_p)]),
     "ijepa_model_load_weights": (c_int, [_model_p, c_char_p, c_int]),
-    "ijepa_encoder_options_init": (None, [POINTER(ijepa_encoder_options)]),
+    "ijepa_encoder_options_init": (c_int, [POINTER(ijepa_encoder_options)]),
     "ijepa_encoder_load": (c_int, [c_char_p, POINTER(ijepa_encoder_options),
                                    POINTER(_encoder_p)]),
     "ijepa_encoder_from_model": (c_int, [_model_p, c_int, POINTER(_encoder_p)]),
@@ -232,7 +232,7 @@ PROTOTYPES = {
                                      _float_p]),
     "ijepa_encoder_encode_layers": (c_int, [_encoder_p, _float_p, c_int32, c_int32, c_int32,
                                             c_int32, _float_p]),
-    "ijepa_preprocess_init": (None, [POINTER(ijepa_preprocess), c_int32]),
+    "ijepa_preprocess_init": (c_int, [POINTER(ijepa_preprocess), c_int32]),
     "ijepa_preprocess_rgb8": (c_int, [POINTER(c_uint8), c_int32, c_int32,
                                       POINTER(ijepa_preprocess), _float_p]),
     "ijepa_random_resized_crop": (c_int, [_float_p, c_int32, c_int32, c_int32, c_int32, c_int32,

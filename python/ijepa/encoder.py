@@ -150,10 +150,8 @@ class Preprocess:
 
     def __post_init__(self):
         crop = _int32(self.crop, "crop")
-        c = _lib.ijepa_preprocess()
-        _need("ijepa_preprocess_init")(ctypes.byref(c), crop)
-        if c.struct_size == 0:
-            raise StateError("ijepa_preprocess_init did not fill the struct")
+        c = _lib.ijepa_preprocess(struct_size=ctypes.sizeof(_lib.ijepa_preprocess))
+        check(_need("ijepa_preprocess_init")(ctypes.byref(c), crop), "ijepa_preprocess_init")
         resize = c.resize if self.resize is None else _int32(self.resize, "resize")
         mean = tuple(float(x) for x in c.mean) if self.mean is None else _triple(self.mean, "mean")
         std = tuple(float(x) for x in c.std) if self.std is None else _triple(self.std, "std")
@@ -289,8 +287,8 @@ class Encoder:
         threads = _int32(n_threads, "n_threads", allow_none=True)
         pos = _choice(pos_interpolation, POS_INTERPOLATIONS, "pos_interpolation")
         load = _need("ijepa_encoder_load")
-        opts = _lib.ijepa_encoder_options()
-        _need("ijepa_encoder_options_init")(ctypes.byref(opts))
+        opts = _lib.ijepa_encoder_options(struct_size=ctypes.sizeof(_lib.ijepa_encoder_options))
+        check(_need("ijepa_encoder_options_init")(ctypes.byref(opts)), "ijepa_encoder_options_init")
         opts.which_encoder = which
         if heads is not None:
             opts.num_heads = heads

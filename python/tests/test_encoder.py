@@ -301,10 +301,11 @@ def test_preprocess_errors():
     with pytest.raises(ijepa.InvalidArgumentError):
         ijepa.preprocess("image.png")
     # the library's own rules: surfaced as raised errors with its message
-    for kw in (dict(crop=0), dict(crop=-3), dict(crop=8, resize=-1)):
+    for kw, fn in ((dict(crop=0), "ijepa_preprocess_init"), (dict(crop=-3), "ijepa_preprocess_init"),
+                   (dict(crop=8, resize=-1), "ijepa_preprocess_rgb8")):
         with pytest.raises(ijepa.Error) as e:
             ijepa.preprocess(rgb, **kw)
-        assert e.value.function == "ijepa_preprocess_rgb8" and e.value.message, kw
+        assert e.value.function == fn and e.value.message, kw
     with pytest.raises(ijepa.Error) as e:
         ijepa.preprocess(np.zeros((0, 10, 3), np.uint8), crop=8)
     assert e.value.function == "ijepa_preprocess_rgb8"
@@ -657,7 +658,7 @@ def test_raw_handle_contract():
     info.struct_size = 8
     assert _lib.lib.ijepa_encoder_get_info(ptr, ctypes.byref(info)) == _lib.IJEPA_OK
     assert info.image_size == S and info.patch_size == 0  # beyond struct_size: untouched
-    info.struct_size = 4
+    info.struct_size = 3
     assert _lib.lib.ijepa_encoder_get_info(ptr, ctypes.byref(info)) == _lib.IJEPA_ERR_INVALID_ARGUMENT
     assert _lib.lib.ijepa_encoder_encode(ptr, x.ctypes.data_as(FP), 1, S, S, None, None) \
         == _lib.IJEPA_ERR_INVALID_ARGUMENT
@@ -673,10 +674,16 @@ def test_raw_handle_contract():
     _lib.lib.ijepa_encoder_free(ptr)  # freeing it again is rejected, not a crash
     _lib.lib.ijepa_encoder_free(None)
     # the options struct: init fills the documented defaults
-    o = _lib.ijepa_encoder_options()
-    _lib.lib.ijepa_encoder_options_init(ctypes.byref(o))
+    o = _lib.ijepa_encoder_options(struct_size=ctypes.sizeof(_lib.ijepa_encoder_options))
+    assert _lib.lib.ijepa_encoder_options_init(ctypes.byref(o)) == _lib.IJEPA_OK
     assert (o.struct_size, o.which_encoder, o.num_heads, o.n_threads, o.pos_interpolation) == \
         (ctypes.sizeof(o), _lib.IJEPA_TARGET_ENCODER, 0, o.n_threads, _lib.IJEPA_POS_AUTO)
     assert o.n_threads <= 0
-    _lib.lib.ijepa_encoder_options_init(None)
-    _lib.lib.ijepa_preprocess_init(None, 224)
+    # the caller's struct_size bounds what is written (a program built against an older header)
+    short = _lib.ijepa_encoder_options(struct_size=8, which_encoder=7, num_heads=9)
+    assert _lib.lib.ijepa_encoder_options_init(ctypes.byref(short)) == _lib.IJEPA_OK
+    assert (short.struct_size, short.which_encoder, short.num_heads) == (8, _lib.IJEPA_TARGET_ENCODER, 9)
+    assert _lib.lib.ijepa_encoder_options_init(ctypes.byref(_lib.ijepa_encoder_options())) == \
+        _lib.IJEPA_ERR_INVALID_ARGUMENT
+    assert _lib.lib.ijepa_encoder_options_init(None) == _lib.IJEPA_ERR_INVALID_ARGUMENT
+    assert _lib.lib.ijepa_preprocess_init(None, 224) == _lib.IJEPA_ERR_INVALID_ARGUMENT
