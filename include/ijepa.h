@@ -197,6 +197,32 @@ int ijepa_train_step_ragged(ijepa_model *m, const float *images, int32_t batch,
 int ijepa_forward_backward_ragged(ijepa_model *m, const float *images, int32_t batch,
                                   const ijepa_ragged_masks *masks, float *loss /* may be NULL */);
 
+/* ---- gradient accumulation: a large batch in micro-batches ---------------------------- */
+/* One optimizer step over `batch` images run as micro-batches of at most micro_batch images,
+ * so a step of the paper's batch needs the activation memory of one micro-batch. The masks of
+ * the whole step come from one draw for the whole batch (masks NULL: the model's generator,
+ * with the official cut to the batch minimum over all `batch` images; ragged contexts when the
+ * config says), each micro-batch takes its images' rows and adds its gradient weighted by its
+ * share of the batch: the step equals one ijepa_train_step of `batch` images to float
+ * rounding. images: all `batch` images. stats->loss is the whole batch's loss. Failure
+ * guarantees are those of ijepa_train_step (nothing updated, mask stream unchanged). */
+int ijepa_train_step_accumulate(ijepa_model *m, const float *images, int32_t batch, int32_t micro_batch,
+                                const ijepa_masks *masks, ijepa_step_stats *stats /* may be NULL */);
+/* The same with ragged masks (masks NULL: sampled with ragged contexts, whatever the config). */
+int ijepa_train_step_accumulate_ragged(ijepa_model *m, const float *images, int32_t batch, int32_t micro_batch,
+                                       const ijepa_ragged_masks *masks, ijepa_step_stats *stats /* may be NULL */);
+/* The building block, for micro-batches of a data-parallel shard: ijepa_forward_backward with
+ * the gradient buffer set to weight x this batch's gradient (accumulate == 0: a step's first
+ * batch) or that added to it (accumulate != 0: the step's later batches; IJEPA_ERR_STATE unless
+ * a forward_backward of this step precedes it). For micro-batch b of a step of B images the
+ * weight is b / B (every image holds the same number of loss elements). weight: finite, > 0.
+ * *loss: this batch's own loss. On any failure no gradients are pending (as ijepa_forward_backward). */
+int ijepa_forward_backward_accumulate(ijepa_model *m, const float *images, int32_t batch, const ijepa_masks *masks,
+                                      float weight, int32_t accumulate, float *loss /* may be NULL */);
+int ijepa_forward_backward_accumulate_ragged(ijepa_model *m, const float *images, int32_t batch,
+                                             const ijepa_ragged_masks *masks, float weight, int32_t accumulate,
+                                             float *loss /* may be NULL */);
+
 /* ---- parameters as flat buffers ------------------------------------------------------ */
 enum { IJEPA_BUF_PARAMS = 0, IJEPA_BUF_GRADS = 1, IJEPA_BUF_TARGET = 2,
        IJEPA_BUF_ADAM_M = 3, IJEPA_BUF_ADAM_V = 4 };

@@ -290,6 +290,61 @@ public func ijepa_forward_backward_ragged(_ m: OpaquePointer?, _ images: UnsafeP
 }
 
 @c @implementation
+public func ijepa_train_step_accumulate(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                        _ micro_batch: Int32, _ masks: UnsafePointer<ijepa_masks>?,
+                                        _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try masksFromC(masks, b, batch: B)
+        writeStats(try b.model.trainStep(images: img, batch: B, microBatch: Int(micro_batch), masks: mk), stats)
+    }
+}
+
+@c @implementation
+public func ijepa_train_step_accumulate_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                               _ micro_batch: Int32, _ masks: UnsafePointer<ijepa_ragged_masks>?,
+                                               _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try raggedMasksFromC(masks, b, batch: B)
+        writeStats(try b.model.trainStep(images: img, batch: B, microBatch: Int(micro_batch), masks: mk, ragged: true), stats)
+    }
+}
+
+@c @implementation
+public func ijepa_forward_backward_accumulate(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                              _ masks: UnsafePointer<ijepa_masks>?, _ weight: Float, _ accumulate: Int32,
+                                              _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try masksFromC(masks, b, batch: B)
+        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, accumulate: accumulate != 0, weight: weight)
+        loss?.pointee = l
+    }
+}
+
+@c @implementation
+public func ijepa_forward_backward_accumulate_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
+                                                     _ masks: UnsafePointer<ijepa_ragged_masks>?, _ weight: Float,
+                                                     _ accumulate: Int32, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let b = try box(m)
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try raggedMasksFromC(masks, b, batch: B)
+        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true, accumulate: accumulate != 0,
+                                            weight: weight)
+        loss?.pointee = l
+    }
+}
+
+@c @implementation
 public func ijepa_optimizer_step(_ m: OpaquePointer?, _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
     guarded {
         let b = try box(m)

@@ -33,6 +33,22 @@ public struct MaskSet: Equatable, Sendable {
         self.encLen = encLen
     }
 
+    /// The masks of images first..<first+count (every mask's rows of those images), as a
+    /// micro-batch or a data-parallel shard of this batch takes them; lengths keep kEnc/kPred.
+    public func rows(_ first: Int, _ count: Int) -> MaskSet {
+        precondition(first >= 0 && count >= 1 && first + count <= batch, "rows \(first)..<\(first + count) of \(batch)")
+        var e: [Int32] = [], p: [Int32] = [], l: [Int32]? = encLen.map { _ in [] }
+        e.reserveCapacity(numEnc * count * kEnc); p.reserveCapacity(numPred * count * kPred)
+        for j in 0..<numEnc {
+            e.append(contentsOf: enc[((j * batch + first) * kEnc)..<((j * batch + first + count) * kEnc)])
+            if let encLen { l!.append(contentsOf: encLen[(j * batch + first)..<(j * batch + first + count)]) }
+        }
+        for j in 0..<numPred {
+            p.append(contentsOf: pred[((j * batch + first) * kPred)..<((j * batch + first + count) * kPred)])
+        }
+        return MaskSet(batch: count, numEnc: numEnc, kEnc: kEnc, numPred: numPred, kPred: kPred, enc: e, pred: p, encLen: l)
+    }
+
     /// Length of context row `row` = j*batch + b.
     @inline(__always) public func contextLength(_ row: Int) -> Int { encLen.map { Int($0[row]) } ?? kEnc }
 

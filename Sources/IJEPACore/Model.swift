@@ -238,11 +238,21 @@ public final class Model {
 
     // MARK: training
 
-    /// Forward and backward of the I-JEPA loss on one batch; overwrites the gradients.
-    /// images: [batch, C, H, W] float32, normalized. Returns the loss.
+    /// Forward and backward of the I-JEPA loss on one batch; overwrites the gradients with
+    /// weight × this batch's gradient, or (accumulate) adds that to the gradients of the
+    /// previous forwardBackward of the same step: micro-batches of a larger batch, each weighted
+    /// by its share of the loss elements (b / B), give that batch's gradient. images: [batch, C,
+    /// H, W] float32, normalized. Returns this batch's loss; `lastLoss` is the weighted sum over
+    /// the step's batches. On any error the gradients are unspecified and none are pending.
     @discardableResult
-    public func forwardBackward(images: UnsafePointer<Float>, batch B: Int, masks: MaskSet) throws -> Float {
+    public func forwardBackward(images: UnsafePointer<Float>, batch B: Int, masks: MaskSet, accumulate: Bool = false,
+                                weight: Float = 1) throws -> Float {
+        let pending = gradsReady
         gradsReady = false
+        if accumulate && !pending {
+            throw IJEPAError.state("accumulate needs the gradients of a previous forward_backward of this step (the first batch of a step does not accumulate)")
+        }
+        if !(weight.isFinite && weight > 0) { throw IJEPAError.invalidArgument("weight must be finite and > 0, got \(weight)") }
         if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
         try checkMasks(masks, batch: B)
         try checkMemory(activationFloats(batch: B, kEnc: masks.kEnc, kPred: masks.kPred))
@@ -387,15 +397,17 @@ public final class Model {
         let dout = keepTargets ? try dPredOut.ensure(Mt * D) : tg
         lastLossDouble = smoothL1(out, tg, Mt * D, dout)
         let loss = Float(lastLossDouble)
-        lastLoss = loss
         if !loss.isFinite { throw IJEPAError.numeric("the loss is not finite (\(loss))") }
+        lastLoss = accumulate ? lastLoss + weight * loss : weight * loss
+        if weight != 1 { for i in 0..<(Mt * D) { dout[i] *= weight } }
 
         // 5. backward
         struct Zero: ChunkBody {
             let g: FPtr
             func callAsFunction(_: Int, _ r: Range<Int>) { (g + r.lowerBound).update(repeating: 0, count: r.count) }
         }
-        exec.forEach(layout.totalCount, grain: 1 << 18, Zero(g: g))
+        // (the parameter gradients below all add into g)
+        if !accumulate { exec.forEach(layout.totalCount, grain: 1 << 18, Zero(g: g)) }
         let dpn = try dPredNorm.ensure(Mt * Dp)
         linearBackward(dpn, g + PR.projW, g + PR.projB, dout, pn, w + PR.projW, Mt, Dp, D, ex)
         // the predictor's output gradient: its mask-token rows, compact (the stack's output tail)
@@ -522,19 +534,22 @@ public final class Model {
     /// sampling, and on any error the collator is restored, so a failed call leaves the mask
     /// stream exactly where it was.
     @discardableResult
-    public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?, ragged: Bool? = nil) throws -> Float {
-        if let masks { return try forwardBackward(images: images, batch: batch, masks: masks) }
-        gradsReady = false
-        if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
-        let c = config
-        try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
+    public func forwardBackward(images: UnsafePointer<Float>, batch: Int, masks: MaskSet?, ragged: Bool? = nil,
+                                accumulate: Bool = false, weight: Float = 1) throws -> Float {
+        if let masks {
+            return try forwardBackward(images: images, batch: batch, masks: masks, accumulate: accumulate, weight: weight)
+        }
         let saved = collator
         do {
+            if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+            let c = config
+            try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
             try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext, into: &sampledMasks,
                                 scratch: &samplerScratch)
-            return try forwardBackward(images: images, batch: batch, masks: sampledMasks)
+            return try forwardBackward(images: images, batch: batch, masks: sampledMasks, accumulate: accumulate, weight: weight)
         } catch {
             collator = saved
+            gradsReady = false
             throw error
         }
     }
@@ -549,6 +564,44 @@ public final class Model {
             return try optimizerStep()
         } catch {
             collator = saved
+            throw error
+        }
+    }
+
+    /// One optimizer step over `batch` images run as micro-batches of at most `microBatch`
+    /// (gradient accumulation): the masks of the whole batch come from one draw (masks nil:
+    /// the collator, ragged as `ragged` or the config says; the official cut to the batch
+    /// minimum over the whole batch), each micro-batch takes its images' rows and adds its
+    /// gradient weighted by its share of the batch, so the step equals one step of `batch`
+    /// images (to float rounding) with the activation memory of one micro-batch. On any error
+    /// nothing is updated and the mask stream is as it was.
+    public func trainStep(images: UnsafePointer<Float>, batch: Int, microBatch: Int, masks: MaskSet? = nil,
+                          ragged: Bool? = nil) throws -> StepStats {
+        if microBatch < 1 { throw IJEPAError.invalidArgument("micro_batch must be >= 1, got \(microBatch)") }
+        if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+        let c = config
+        let perImage = c.inChans * c.imageSize * c.imageSize
+        try Self.checkFinite(images, batch * perImage, "images")
+        let saved = collator
+        do {
+            let all: MaskSet
+            if let masks {
+                try checkMasks(masks, batch: batch)
+                all = masks
+            } else {
+                all = try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext)
+            }
+            var b0 = 0
+            while b0 < batch {
+                let n = min(microBatch, batch - b0)
+                try forwardBackward(images: images + b0 * perImage, batch: n, masks: all.rows(b0, n), accumulate: b0 > 0,
+                                    weight: Float(Double(n) / Double(batch)))
+                b0 += n
+            }
+            return try optimizerStep()
+        } catch {
+            collator = saved
+            gradsReady = false
             throw error
         }
     }
