@@ -166,6 +166,13 @@ bench/build/bench_ijepa: bench/bench_ijepa.c stage
 bench: deps bench-deps bench/build/bench_ijepa
 	$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
 
+# Pretrained-encoder inference against PyTorch (transformers IJepaModel) and ONNX Runtime, 2 threads
+# each (bench/run_bench_encode.py; pip-installs transformers, onnx, onnxruntime when missing, dev-only).
+# BENCH_ENCODE_ARGS: e.g. "--rows vit-s16-b32,vit-b16-b1 --quick --no-write".
+BENCH_ENCODE_ARGS ?=
+bench-encode: deps bench-deps stage
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 TORCH_VERSION=$(TORCH_VERSION) $(PYTHON) bench/run_bench_encode.py $(BENCH_ENCODE_ARGS)
+
 clean:
 	rm -rf .build .build-dist-* $(BUILD) bench/build
 	-$(MAKE) -C Tests/C clean
