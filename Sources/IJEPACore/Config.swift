@@ -66,7 +66,7 @@ public struct ModelConfig: Equatable, Sendable {
     public var predMlpHidden: Int { predEmbedDim * 4 }
     public var effectivePredHeads: Int { predNumHeads <= 0 ? numHeads : predNumHeads }
 
-    /// Named presets. Model sizes follow `vit_*` of the official code (§1.4); the predictor is
+    /// Named presets. Model sizes follow `vit_*` of the official code (src/models/vision_transformer.py); the predictor is
     /// the official default (depth 6, width 384) unless the preset says otherwise.
     public static func preset(_ name: String) -> ModelConfig? {
         var c = ModelConfig()

@@ -1,7 +1,7 @@
 import Glibc
 
 // Multi-block masking: a seeded, reproducible port of the official `MaskCollator`
-// (facebookresearch/ijepa src/masks/multiblock.py), spec §2. The official quirks are kept on
+// (facebookresearch/ijepa src/masks/multiblock.py). The official quirks are kept on
 // purpose (block sizes shared by the batch, one random draw for scale and aspect ratio, blocks
 // never touching the last patch row/column, the 20-tries relaxation of the overlap constraint,
 // truncation of every image's masks to the batch minimum). Two differences:
@@ -137,7 +137,7 @@ public struct MaskSet: Equatable, Sendable {
     }
 }
 
-/// The official multi-block collator (§2.2), seeded and reproducible.
+/// The official multi-block collator (src/masks/multiblock.py, MaskCollator.__call__), seeded and reproducible.
 public struct MaskCollator: Sendable {
     public let grid: Int               // H = W = image_size / patch_size
     /// Number of batches sampled so far (the official _itr_counter + 1). Block SIZES of batch

@@ -120,7 +120,7 @@ public final class Model {
         }
     }
 
-    /// The official training path's init (§1.5): Linear and conv weights N(0, 0.02²), biases 0,
+    /// The official training path's init (its three stages, the last undoing the second): Linear and conv weights N(0, 0.02²), biases 0,
     /// LayerNorm 1/0, mask_token N(0, 0.02²); the target encoder is an exact copy.
     public func initializeWeights(seed: UInt64) {
         var rng = RNG(seed: seed)

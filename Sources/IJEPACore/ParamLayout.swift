@@ -1,5 +1,5 @@
 /// Named views into the flat parameter block (llm.c style). Offsets are in floats.
-/// Names are the official state_dict keys (spec §6.4) with `encoder.` / `predictor.` prefixes;
+/// Names are the official state_dict keys (src/models/vision_transformer.py) with `encoder.` / `predictor.` prefixes;
 /// the fixed position tables are not trainable and live outside the block.
 public struct TensorInfo: Sendable, Equatable {
     public var name: String

@@ -1,6 +1,6 @@
 import Glibc
 
-/// The official per-iteration schedules (src/utils/schedulers.py, train.py; spec §4.2).
+/// The official per-iteration schedules (src/utils/schedulers.py, train.py).
 /// `step` is 1-based: the value used by the step-th iteration.
 public enum Schedules {
     /// WarmupCosineSchedule: linear warmup start_lr → lr over `warmup` steps, then cosine to final_lr

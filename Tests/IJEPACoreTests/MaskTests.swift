@@ -199,7 +199,7 @@ final class MaskTests: XCTestCase {
         XCTAssertNoThrow(try tiny.validate(numPatches: 4))
     }
 
-    // MARK: 2. statistics (spec §2.3)
+    // MARK: 2. statistics of the official collator
 
     func testStatistics16x16MatchSpec() throws {
         let allowedTargets: Set<[Int]> = [[5, 7], [6, 6], [6, 7], [7, 6], [8, 6], [9, 6]]
@@ -247,7 +247,7 @@ final class MaskTests: XCTestCase {
         XCTAssertTrue((64.0...75.0).contains(meanKept), "mean kept context \(meanKept)")
         XCTAssertFalse(lastRowOrColSeen, "official placement reached the last patch row/column")
 
-        // Over many batch numbers the size function gives exactly the six shapes of §2.3, with
+        // Over many batch numbers the size function gives exactly the six shapes the official collator draws, with
         // the frequencies of the official formula (obtained by sweeping its uniform draw finely).
         let officialFrequency: [[Int]: Double] = [[5, 7]: 0.0469, [6, 6]: 0.0158, [6, 7]: 0.2786,
                                                   [7, 6]: 0.2892, [8, 6]: 0.2962, [9, 6]: 0.0733]

@@ -1,7 +1,7 @@
 import XCTest
 @testable import IJEPACore
 
-/// The official schedules on the ViT-H/14 IN-1k config (spec §4.2 table): 16 GPUs × 128,
+/// The official schedules on the ViT-H/14 IN-1k config: 16 GPUs × 128,
 /// ipe 625, 300 epochs → T = 187,500 iterations, warmup 40 epochs = 25,000.
 final class ScheduleTests: XCTestCase {
     var config: ModelConfig {

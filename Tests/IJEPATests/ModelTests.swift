@@ -27,7 +27,7 @@ final class ModelTests: XCTestCase {
                 // warmup 2 steps: lr(1) = start + (ref - start) / 2; EMA starts at ema_start.
                 XCTAssertEqual(s.lr, c.startLR + (c.lr - c.startLR) / 2, accuracy: 1e-9)
                 XCTAssertEqual(s.emaMomentum, c.emaStart, accuracy: 1e-7)
-                // cosine weight decay over total_steps (spec §4.2)
+                // cosine weight decay over total_steps (the official schedule)
                 let wd = c.finalWeightDecay + (c.weightDecay - c.finalWeightDecay) * 0.5 * (1 + cos(Float.pi / Float(c.totalSteps)))
                 XCTAssertEqual(s.weightDecay, wd, accuracy: 1e-6)
             }
