@@ -23,6 +23,9 @@ BIN = os.path.join(HERE, "build", "bench_ijepa")
 TORCH = [sys.executable, os.path.join(HERE, "torch_step.py")]
 
 # name: (img, patch, chans, dim, depth, heads, pdim, pdepth, batch)
+#: Separates the part of RESULTS.md this script writes from the part it keeps.
+KEEP_MARKER = "<!-- end of the part `make bench` rewrites: everything below is kept -->"
+
 CONFIGS = {
     "tiny32": (32, 4, 3, 192, 6, 3, 96, 3, 32),
     "vit-tiny-64": (64, 8, 3, 192, 12, 3, 96, 6, 16),
@@ -248,8 +251,15 @@ def write_results(path, rows, peaks, scaling):
             if s[0] != "batch":
                 continue
             L.append(f"| {s[1]} | {s[2]*1e3:.1f} | {s[2]*1e3/s[1]:.2f} | {s[3]:.0f} |")
+    # the generated part is replaced; what follows the marker (hand-written notes, older runs,
+    # the encoder benchmark's sections) is kept
+    tail = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        if KEEP_MARKER in old:
+            tail = old[old.index(KEEP_MARKER) + len(KEEP_MARKER):]
     with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write("\n".join(L) + "\n\n" + KEEP_MARKER + tail)
     print("wrote", path)
 
 
