@@ -43,7 +43,7 @@ SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 # (a stamp per TARGET_CPU, so that changing it rebuilds the library)
 CPU_STAMP := $(BUILD)/.target-cpu-$(TARGET_CPU)
 
-.PHONY: all lib deps py-deps demo-deps test swift-test c-test examples examples-test python-test \
+.PHONY: all lib deps py-deps demo-deps test swift-test c-test abi-test abi-baseline examples examples-test python-test \
         swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-deps clean
 
 all: lib
@@ -99,7 +99,7 @@ $(PORTABLE): $(SOURCES)
 	@mkdir -p $(dir $@)
 	cp .build-dist-haswell/release/libijepa.so $@
 
-test: deps py-deps swift-test c-test examples-test python-test swift-example-test mpi-test sanitize-test fuzz-test
+test: deps py-deps swift-test c-test abi-test examples-test python-test swift-example-test mpi-test sanitize-test fuzz-test
 	@echo "== all test suites passed"
 
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
@@ -109,6 +109,22 @@ swift-test:
 
 c-test: stage
 	$(MAKE) --no-print-directory -C Tests/C STAGE=$(STAGE) run
+
+# The C ABI held still (Tests/ABI/check.sh): include/ijepa.h against the committed baseline with
+# libabigail's abidiff, the library's exports against the header, and a program built against
+# the baseline header run against this library.
+abi-test: stage
+	Tests/ABI/check.sh $(STAGE)
+
+# Regenerates the baseline from include/ijepa.h: only on purpose (a release, or an incompatible
+# change with ABI and IJEPA_ABI_VERSION moved).
+abi-baseline:
+	@mkdir -p $(BUILD)/abi/baseline
+	$(PYTHON) Tests/ABI/stub.py include/ijepa.h > $(BUILD)/abi/baseline/stub.c
+	$(CC) -std=c11 -g -O0 -shared -fPIC -Wno-unused-parameter -Iinclude -Wl,-soname,libijepa.so.$(ABI) \
+	  -o $(BUILD)/abi/baseline/libijepa.so.$(ABI) $(BUILD)/abi/baseline/stub.c
+	abidw --out-file Tests/ABI/baseline/libijepa.abi $(BUILD)/abi/baseline/libijepa.so.$(ABI)
+	cp include/ijepa.h Tests/ABI/baseline/ijepa.h
 
 examples: stage
 	$(MAKE) --no-print-directory -C examples STAGE=$(STAGE)
