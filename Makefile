@@ -44,7 +44,7 @@ SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 CPU_STAMP := $(BUILD)/.target-cpu-$(TARGET_CPU)
 
 .PHONY: all lib deps py-deps demo-deps test swift-test c-test abi-test abi-baseline examples examples-test python-test \
-        swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-deps clean
+        python-install-test swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-deps clean
 
 all: lib
 
@@ -99,7 +99,7 @@ $(PORTABLE): $(SOURCES)
 	@mkdir -p $(dir $@)
 	cp .build-dist-haswell/release/libijepa.so $@
 
-test: deps py-deps swift-test c-test abi-test examples-test python-test swift-example-test mpi-test sanitize-test fuzz-test
+test: deps py-deps swift-test c-test abi-test examples-test python-test python-install-test swift-example-test mpi-test sanitize-test fuzz-test
 	@echo "== all test suites passed"
 
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing $(SWIFT_SPEED)
@@ -135,6 +135,19 @@ examples-test: stage
 # The Python package against the freshly built library (interop tests skip without torch).
 python-test: stage py-deps
 	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) -m pytest -q python/tests tools/test_interop.py
+
+# `pip install ./python` alone in a fresh virtual environment (it builds libijepa and bundles it),
+# then the package from another directory with IJEPA_LIBRARY unset: it must find its own copy.
+python-install-test: lib
+	rm -rf $(BUILD)/venv-install-test
+	$(PYTHON) -m venv --system-site-packages $(BUILD)/venv-install-test
+	$(BUILD)/venv-install-test/bin/pip install -q ./python
+	rm -rf python/build python/ijepa.egg-info
+	cd $(BUILD) && env -u IJEPA_LIBRARY venv-install-test/bin/python -c "import ijepa, numpy as np; \
+	  assert ijepa.library_path.startswith('$(CURDIR)/$(BUILD)/venv-install-test/'), ijepa.library_path; \
+	  e = ijepa.Encoder.load('$(CURDIR)/Tests/Fixtures/encoders/hf_v5'); \
+	  f = e.encode(np.zeros((2, 3, 24, 24), np.float32)); assert f.shape == (2, 32), f.shape; \
+	  print('pip install ./python: ijepa', ijepa.version(), 'from', ijepa.library_path)"
 
 # Data-parallel training with MPI (examples/mpi_train.c, examples/mpi_train.py; docs/distributed.md):
 # installs openmpi-bin/libopenmpi-dev (apt) and mpi4py (pip) when missing, then Tests/MPI/run.sh.
