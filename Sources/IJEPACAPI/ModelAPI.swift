@@ -46,6 +46,16 @@ func box(_ p: OpaquePointer?, _ arg: String = "m") throws -> ModelBox { try live
 /// Hands out a new handle for `model` and records it as live.
 func register(_ model: Model) -> OpaquePointer { liveModels.register(ModelBox(model)) }
 
+/// Runs a forward_backward entry point's body on a resolved model: any error, the C layer's own
+/// checks included, leaves no gradients pending (the header's rule), so a following
+/// optimizer_step cannot apply a stale or partial gradient.
+func droppingGradientsOnError(_ b: ModelBox, _ body: () throws -> Void) throws {
+    do { try body() } catch {
+        b.model.invalidateGradients()
+        throw error
+    }
+}
+
 let maxBatch = 1 << 20
 
 func checkBatch(_ batch: Int32) throws -> Int {
@@ -254,11 +264,13 @@ public func ijepa_forward_backward(_ m: OpaquePointer?, _ images: UnsafePointer<
                                    _ masks: UnsafePointer<ijepa_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b, batch: B)
-        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
-        loss?.pointee = l
+        try droppingGradientsOnError(b) {
+            let B = try checkBatch(batch)
+            let img = try checkImages(images, b.model, B)
+            let mk = try masksFromC(masks, b, batch: B)
+            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
+            loss?.pointee = l
+        }
     }
 }
 
@@ -281,11 +293,13 @@ public func ijepa_forward_backward_ragged(_ m: OpaquePointer?, _ images: UnsafeP
                                           _ masks: UnsafePointer<ijepa_ragged_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b, batch: B)
-        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true)
-        loss?.pointee = l
+        try droppingGradientsOnError(b) {
+            let B = try checkBatch(batch)
+            let img = try checkImages(images, b.model, B)
+            let mk = try raggedMasksFromC(masks, b, batch: B)
+            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true)
+            loss?.pointee = l
+        }
     }
 }
 
@@ -321,11 +335,13 @@ public func ijepa_forward_backward_accumulate(_ m: OpaquePointer?, _ images: Uns
                                               _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b, batch: B)
-        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, accumulate: accumulate != 0, weight: weight)
-        loss?.pointee = l
+        try droppingGradientsOnError(b) {
+            let B = try checkBatch(batch)
+            let img = try checkImages(images, b.model, B)
+            let mk = try masksFromC(masks, b, batch: B)
+            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, accumulate: accumulate != 0, weight: weight)
+            loss?.pointee = l
+        }
     }
 }
 
@@ -335,12 +351,14 @@ public func ijepa_forward_backward_accumulate_ragged(_ m: OpaquePointer?, _ imag
                                                      _ accumulate: Int32, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b, batch: B)
-        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true, accumulate: accumulate != 0,
-                                            weight: weight)
-        loss?.pointee = l
+        try droppingGradientsOnError(b) {
+            let B = try checkBatch(batch)
+            let img = try checkImages(images, b.model, B)
+            let mk = try raggedMasksFromC(masks, b, batch: B)
+            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true, accumulate: accumulate != 0,
+                                                weight: weight)
+            loss?.pointee = l
+        }
     }
 }
 
