@@ -235,28 +235,88 @@ public final class Model: CustomStringConvertible {
         try withImages(images) { (b) throws(IJEPAError) in try trainStep(images: b, batch: batch, masks: masks) }
     }
 
-    /// The first half of a training step: forward and backward of the loss, which overwrite the
+    /// One optimizer step over `batch` images run as micro-batches of at most `microBatch`
+    /// images (gradient accumulation): a step of the paper's batch of 2048 with the activation
+    /// memory of one micro-batch. The masks of the whole step are one draw for all `batch`
+    /// images (`nil`: the model's generator, with the official cut to the batch minimum over the
+    /// whole batch, or ragged contexts when `config.raggedContext` says so), each micro-batch
+    /// takes its images' rows and adds its gradient weighted by its share of the batch (b / B),
+    /// then one optimizer step: the same step as `trainStep(images:batch:masks:)` to float
+    /// rounding (`docs/accumulation.md` has the measured differences).
+    /// - Parameters:
+    ///   - images: all `batch` images, `batch * inChans * imageSize * imageSize` floats.
+    ///   - microBatch: images per forward/backward, >= 1 (the last one may be smaller; a value
+    ///     >= `batch` runs one).
+    ///   - masks: the whole batch's masks (uniform or ragged), or `nil` to sample them.
+    /// - Throws: `.invalidArgument` for `microBatch` < 1, otherwise as
+    ///   `trainStep(images:batch:masks:)`; a failure in any micro-batch (NaN in its images, say)
+    ///   leaves the model and the mask generator as they were.
+    @discardableResult
+    public func trainStep(images: UnsafeBufferPointer<Float>, batch: Int, microBatch: Int, masks: Masks? = nil)
+        throws(IJEPAError) -> StepStats
+    {
+        let img = try checkImages(images, batch)
+        if microBatch < 1 { throw IJEPAError.invalidArgument("microBatch must be >= 1, got \(microBatch)") }
+        let mk = masks?.core
+        // (the engine samples the whole batch's masks itself and restores the generator on failure)
+        return StepStats(try engine { try core.trainStep(images: img, batch: batch, microBatch: microBatch, masks: mk) })
+    }
+
+    /// A training step as micro-batches, images in an array; see the `UnsafeBufferPointer` overload.
+    @discardableResult
+    public func trainStep(images: [Float], batch: Int, microBatch: Int, masks: Masks? = nil)
+        throws(IJEPAError) -> StepStats
+    {
+        try withImages(images) { (b) throws(IJEPAError) in
+            try trainStep(images: b, batch: batch, microBatch: microBatch, masks: masks)
+        }
+    }
+
+    /// The first half of a training step: forward and backward of the loss, which set the
     /// gradient buffer. Between this and `optimizerStep()` the gradients may be changed through
     /// `withGradients` — for instance all-reduced across data-parallel replicas.
     /// Parameters, target encoder and step counter are not changed.
-    /// - Returns: the loss.
-    /// - Throws: as `trainStep`.
+    ///
+    /// Gradient accumulation by hand: the gradient buffer is set to `weight` × this batch's
+    /// gradient, or with `accumulate` that is added to the gradients pending from the previous
+    /// `forwardBackward` of the same step. For micro-batch k of b_k images of a step of B images,
+    /// `weight` is b_k / B (every image holds the same number of loss elements) and its masks are
+    /// its rows of one draw for all B images; the sum is then the whole batch's gradient.
+    /// - Parameters:
+    ///   - weight: finite and > 0 (default 1).
+    ///   - accumulate: add to the pending gradients instead of overwriting them (not for the
+    ///     first batch of a step).
+    /// - Returns: this batch's own loss (unweighted).
+    /// - Throws: as `trainStep`; `.state` if `accumulate` is set but no gradients are pending;
+    ///   `.invalidArgument` for a weight that is not finite and positive. After any failure no
+    ///   gradients are pending.
     @discardableResult
-    public func forwardBackward(images: UnsafeBufferPointer<Float>, batch: Int, masks: Masks? = nil)
-        throws(IJEPAError) -> Float
+    public func forwardBackward(images: UnsafeBufferPointer<Float>, batch: Int, masks: Masks? = nil,
+                                weight: Float = 1, accumulate: Bool = false) throws(IJEPAError) -> Float
     {
-        let img = try checkImages(images, batch)
-        return try preservingMaskGenerator { () throws(IJEPAError) -> Float in
-            let mk = try resolve(masks, batch)
-            return try engine { try core.forwardBackward(images: img, batch: batch, masks: mk) }
+        do throws(IJEPAError) {
+            let img = try checkImages(images, batch)
+            return try preservingMaskGenerator { () throws(IJEPAError) -> Float in
+                let mk = try resolve(masks, batch)
+                return try engine {
+                    try core.forwardBackward(images: img, batch: batch, masks: mk, accumulate: accumulate, weight: weight)
+                }
+            }
+        } catch {
+            core.invalidateGradients()
+            throw error
         }
     }
 
     /// The first half of a training step on images in an array; see the
     /// `UnsafeBufferPointer` overload.
     @discardableResult
-    public func forwardBackward(images: [Float], batch: Int, masks: Masks? = nil) throws(IJEPAError) -> Float {
-        try withImages(images) { (b) throws(IJEPAError) in try forwardBackward(images: b, batch: batch, masks: masks) }
+    public func forwardBackward(images: [Float], batch: Int, masks: Masks? = nil, weight: Float = 1,
+                                accumulate: Bool = false) throws(IJEPAError) -> Float
+    {
+        try withImages(images) { (b) throws(IJEPAError) in
+            try forwardBackward(images: b, batch: batch, masks: masks, weight: weight, accumulate: accumulate)
+        }
     }
 
     /// The second half of a training step: the schedules advance, AdamW updates the context

@@ -29,7 +29,7 @@ from .model import BUFFERS, Model, StepStats
 __all__ = [
     "version", "abi_version", "library_path", "status_string", "set_log_handler",
     "logging_handler", "Config", "PRESETS", "Model", "StepStats", "Masks", "RaggedMasks", "BUFFERS",
-    "has_ragged_context", "has_encode_layers", "has_encoder",
+    "has_ragged_context", "has_encode_layers", "has_encoder", "has_accumulate",
     "Encoder", "Preprocess", "preprocess",
     "Error", "InvalidArgumentError", "ShapeError", "OutOfMemoryError", "IjepaIOError", "IOError_",
     "FormatError", "StateError", "NumericError", "InternalError", "LibraryNotFoundError",
@@ -66,6 +66,12 @@ def status_string(status):
 def has_ragged_context():
     """Whether the loaded library has ragged contexts (Config.ragged_context, RaggedMasks)."""
     return all(_lib.has_function(f) for f in _lib.RAGGED)
+
+
+def has_accumulate():
+    """Whether the loaded library has gradient accumulation (Model.train_step(micro_batch=...),
+    Model.forward_backward(weight=..., accumulate=...))."""
+    return all(_lib.has_function(f) for f in _lib.ACCUMULATE)
 
 
 def has_encode_layers():

@@ -212,6 +212,16 @@ PROTOTYPES = {
                                         POINTER(ijepa_step_stats)]),
     "ijepa_forward_backward_ragged": (c_int, [_model_p, _float_p, c_int32,
                                               POINTER(ijepa_ragged_masks), _float_p]),
+    "ijepa_train_step_accumulate": (c_int, [_model_p, _float_p, c_int32, c_int32,
+                                            POINTER(ijepa_masks), POINTER(ijepa_step_stats)]),
+    "ijepa_train_step_accumulate_ragged": (c_int, [_model_p, _float_p, c_int32, c_int32,
+                                                   POINTER(ijepa_ragged_masks),
+                                                   POINTER(ijepa_step_stats)]),
+    "ijepa_forward_backward_accumulate": (c_int, [_model_p, _float_p, c_int32, POINTER(ijepa_masks),
+                                                  c_float, c_int32, _float_p]),
+    "ijepa_forward_backward_accumulate_ragged": (c_int, [_model_p, _float_p, c_int32,
+                                                         POINTER(ijepa_ragged_masks), c_float,
+                                                         c_int32, _float_p]),
     "ijepa_model_buffer": (_float_p, [_model_p, c_int, POINTER(c_size_t)]),
     "ijepa_model_num_tensors": (c_int32, [_model_p, c_int]),
     "ijepa_model_tensor_info": (c_int, [_model_p, c_int, c_int32, POINTER(ijepa_tensor_info)]),
@@ -248,6 +258,8 @@ PROTOTYPES = {
 OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear",
                       "ijepa_masks_sample_ragged", "ijepa_ragged_masks_free",
                       "ijepa_train_step_ragged", "ijepa_forward_backward_ragged",
+                      "ijepa_train_step_accumulate", "ijepa_train_step_accumulate_ragged",
+                      "ijepa_forward_backward_accumulate", "ijepa_forward_backward_accumulate_ragged",
                       "ijepa_encode_layers",
                       "ijepa_encoder_options_init", "ijepa_encoder_load", "ijepa_encoder_from_model",
                       "ijepa_encoder_free", "ijepa_encoder_get_info", "ijepa_encoder_set_n_threads",
@@ -258,6 +270,10 @@ OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear",
 #: The functions that come with ijepa_config.ragged_context (appended together with it).
 RAGGED = ("ijepa_masks_sample_ragged", "ijepa_ragged_masks_free", "ijepa_train_step_ragged",
           "ijepa_forward_backward_ragged")
+
+#: Gradient accumulation (micro-batches of one optimizer step), appended together.
+ACCUMULATE = ("ijepa_train_step_accumulate", "ijepa_train_step_accumulate_ragged",
+              "ijepa_forward_backward_accumulate", "ijepa_forward_backward_accumulate_ragged")
 
 #: The pretrained-encoder functions (ijepa.Encoder), appended together.
 ENCODER = ("ijepa_encoder_options_init", "ijepa_encoder_load", "ijepa_encoder_from_model",

@@ -301,7 +301,7 @@ class Model:
         return m
 
     # -- training -----------------------------------------------------------------------------
-    def train_step(self, images, masks=None):
+    def train_step(self, images, masks=None, micro_batch=None):
         """One official training step (schedules, forward, backward, AdamW, EMA).
 
         images: float32 NCHW array-like [B, in_chans, image_size, image_size], normalized.
@@ -309,7 +309,36 @@ class Model:
         config's ragged_context is set), an :class:`ijepa.Masks`, a pair (enc, pred) of
         integer arrays, or an :class:`ijepa.RaggedMasks` (every image keeps its own context
         length). On :class:`ijepa.NumericError` nothing changed.
+
+        micro_batch: None (one forward/backward of all B images), or an int >= 1: gradient
+        accumulation. The step's masks are one draw for all B images (the official cut to the
+        batch minimum over all of them), the images run as micro-batches of at most
+        ``micro_batch`` images, each taking its rows of the masks and adding its gradient
+        weighted by its share of the batch, then one optimizer step: the same step as
+        ``train_step(images, masks)`` to float rounding, with the activation memory of one
+        micro-batch (``ijepa_train_step_accumulate[_ragged]``). The failure guarantees are
+        those of a plain step.
         """
+        if micro_batch is None:
+            return self._train_step(images, masks)
+        if isinstance(micro_batch, (bool, np.bool_)) or not isinstance(micro_batch, numbers.Integral):
+            raise InvalidArgumentError("micro_batch must be an integer or None, got %r" % (micro_batch,))
+        micro_batch = int(micro_batch)
+        if not 1 <= micro_batch <= _I32_MAX:
+            raise InvalidArgumentError("micro_batch must be >= 1, got %d" % micro_batch)
+        x = self._images(images)
+        m = self._masks(masks, x.shape[0])
+        name = ("ijepa_train_step_accumulate_ragged" if isinstance(m, RaggedMasks)
+                else "ijepa_train_step_accumulate")
+        fn = _need(name)
+        cm = m.to_c() if m is not None else None
+        stats = _lib.ijepa_step_stats()
+        with self._lock:
+            check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0], micro_batch,
+                     ctypes.byref(cm) if cm is not None else None, ctypes.byref(stats)), name)
+        return StepStats.from_c(stats)
+
+    def _train_step(self, images, masks):
         x = self._images(images)
         m = self._masks(masks, x.shape[0])
         if isinstance(m, RaggedMasks):
@@ -323,23 +352,47 @@ class Model:
                      ctypes.byref(cm) if cm is not None else None, ctypes.byref(stats)), name)
         return StepStats.from_c(stats)
 
-    def forward_backward(self, images, masks=None):
-        """Forward and backward only; overwrites the gradient buffer. Returns the loss.
+    def forward_backward(self, images, masks=None, *, weight=1.0, accumulate=False):
+        """Forward and backward only; sets the gradient buffer. Returns this batch's loss.
 
         ``masks`` as in :meth:`train_step`. Between this and :meth:`optimizer_step` the
         gradients (``flat_buffer("grads")``) may be all-reduced across processes (data
-        parallelism)."""
+        parallelism).
+
+        Gradient accumulation by hand: the gradient buffer is set to ``weight`` x this batch's
+        gradient, or with ``accumulate=True`` that is added to the gradients pending from the
+        previous forward_backward of the same step (:class:`ijepa.StateError` if there are
+        none: the first batch of a step does not accumulate). For micro-batch k of b_k images
+        of a step of B, ``weight = b_k / B``; the masks of the micro-batches should be rows of
+        one draw for the whole batch (``sample_masks(B)``, then ``masks.enc[:, i:j]``...), so
+        the sum is the whole batch's gradient. ``weight`` must be finite and > 0. With the
+        defaults this is the plain ``ijepa_forward_backward``; otherwise
+        ``ijepa_forward_backward_accumulate[_ragged]``. On any failure no gradients are pending.
+        """
+        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real):
+            raise InvalidArgumentError("weight must be a real number, got %r" % (weight,))
+        weight = float(weight)
+        accumulate = bool(accumulate)
+        plain = weight == 1.0 and not accumulate
         x = self._images(images)
         m = self._masks(masks, x.shape[0])
-        if isinstance(m, RaggedMasks):
-            fn, name = _need("ijepa_forward_backward_ragged"), "ijepa_forward_backward_ragged"
+        ragged = isinstance(m, RaggedMasks)
+        if plain:
+            if ragged:
+                fn, name = _need("ijepa_forward_backward_ragged"), "ijepa_forward_backward_ragged"
+            else:
+                fn, name = _lib.lib.ijepa_forward_backward, "ijepa_forward_backward"
+            extra = ()
         else:
-            fn, name = _lib.lib.ijepa_forward_backward, "ijepa_forward_backward"
+            name = ("ijepa_forward_backward_accumulate_ragged" if ragged
+                    else "ijepa_forward_backward_accumulate")
+            fn = _need(name)
+            extra = (weight, 1 if accumulate else 0)
         cm = m.to_c() if m is not None else None
         loss = ctypes.c_float()
         with self._lock:
             check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), x.shape[0],
-                     ctypes.byref(cm) if cm is not None else None, ctypes.byref(loss)), name)
+                     ctypes.byref(cm) if cm is not None else None, *extra, ctypes.byref(loss)), name)
         return float(loss.value)
 
     def optimizer_step(self):
