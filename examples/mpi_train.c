@@ -10,18 +10,26 @@
  * Every step, every rank
  *   1. samples the GLOBAL batch's masks from its own generator (all generators share the seed,
  *      so they advance identically; a 64-bit checksum all-reduce asserts it), and with
- *      --masks bcast (the default) takes rank 0's masks via MPI_Bcast;
+ *      --masks bcast (the default) takes rank 0's masks via MPI_Bcast; with a ragged_context
+ *      config (e.g. --preset fmnist_tiny_ragged) they are ragged masks
+ *      (ijepa_masks_sample_ragged: every image keeps its own context length);
  *   2. builds its shard of the global batch (synthetic gratings/blobs, or Fashion-MNIST with
  *      --fmnist) — a pure function of (data seed, global step, global image index), so no rank
- *      needs I/O or communication for its data — and the matching rows of every mask;
- *   3. ijepa_forward_backward on its shard (fills the gradient buffer);
+ *      needs I/O or communication for its data — and the matching rows of every mask (ragged:
+ *      with their own lengths);
+ *   3. ijepa_forward_backward[_ragged] on its shard (fills the gradient buffer); with
+ *      --micro-batch N the shard runs as micro-batches of at most N images, each adding
+ *      (b_k / b_r) x its gradient (ijepa_forward_backward_accumulate[_ragged]), so the rank holds
+ *      its shard's mean gradient with the activation memory of N images;
  *   4. MPI_Allreduce(SUM) of the gradient buffer in place, then divides by the rank count
  *      (--deterministic: rank 0 sums in rank order, then MPI_Bcast);
  *   5. ijepa_optimizer_step (schedules, AdamW, EMA): every replica applies the same update.
  *
  * Why it is exact: the loss is a mean over the shard's predicted elements and every image of a
- * batch has the same mask lengths, so the mean of the ranks' gradients over equal shards IS the
- * full-batch gradient (unequal shards are weighted by their size). Only float rounding differs.
+ * batch holds the same number of them (the same target rows; with ragged contexts too, since
+ * only the contexts are ragged), so the mean of the ranks' gradients over equal shards IS the
+ * full-batch gradient (unequal shards and micro-batches are weighted by their share of the
+ * images, which is their share of the loss elements). Only float rounding differs.
  *
  * Identical initial weights, two ways (--init):
  *   seed   every rank creates its model from the same config seed (the default);
@@ -168,6 +176,15 @@ static int same_on_all_ranks(uint64_t v) {
     return out[0] == ~out[1];
 }
 
+static uint64_t hash_ragged_masks(const ijepa_ragged_masks *m) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    const int32_t head[5] = {m->batch, m->num_enc, m->k_enc_max, m->num_pred, m->k_pred};
+    h = hash_bytes(h, head, sizeof head);
+    h = hash_bytes(h, m->enc, sizeof(int32_t) * (size_t)m->num_enc * m->batch * m->k_enc_max);
+    h = hash_bytes(h, m->enc_len, sizeof(int32_t) * (size_t)m->num_enc * m->batch);
+    return hash_bytes(h, m->pred, sizeof(int32_t) * (size_t)m->num_pred * m->batch * m->k_pred);
+}
+
 /* ---- options ------------------------------------------------------------------------------- */
 
 typedef struct options {
@@ -175,7 +192,7 @@ typedef struct options {
     int image, patch, chans, embed, depth, heads, pred_embed, pred_depth, pred_heads, min_keep;
     double lr, start_lr, final_lr;
     long long warmup, total_steps, seed, data_seed;
-    int steps, batch, threads, log_every, check_every, save_every, deterministic, init_bcast, masks_bcast;
+    int steps, batch, micro_batch, threads, log_every, check_every, save_every, deterministic, init_bcast, masks_bcast;
     const char *save, *resume, *weights, *fmnist;
 } options;
 
@@ -188,6 +205,8 @@ static void usage(FILE *f) {
             "            (default: total = the steps of this run, warmup = a tenth of them)\n"
             "  run       --steps N (20) --batch GLOBAL_BATCH (16) --threads T per rank (0 = auto)\n"
             "            --log-every K (1) --check-every K (0: only at the end)\n"
+            "            --micro-batch N: each rank runs its shard as micro-batches of at most N images\n"
+            "            (gradient accumulation: the memory of N images; 0 = the whole shard at once)\n"
             "  data      synthetic gratings/blobs by default; --fmnist [DIR] reads Fashion-MNIST\n"
             "            (DIR/train-images-idx3-ubyte.gz, default /usr/share/datasets/fashion-mnist)\n"
             "            --data-seed S (default: the model seed)\n"
@@ -266,6 +285,7 @@ static void parse_options(int argc, char **argv, options *o) {
         else if (FLAG("--total-steps")) o->total_steps = parse_int(name, VALUE());
         else if (FLAG("--steps")) o->steps = (int)parse_int(name, VALUE());
         else if (FLAG("--batch")) o->batch = (int)parse_int(name, VALUE());
+        else if (FLAG("--micro-batch")) o->micro_batch = (int)parse_int(name, VALUE());
         else if (FLAG("--threads")) o->threads = (int)parse_int(name, VALUE());
         else if (FLAG("--log-every")) o->log_every = (int)parse_int(name, VALUE());
         else if (FLAG("--check-every")) o->check_every = (int)parse_int(name, VALUE());
@@ -289,6 +309,7 @@ static void parse_options(int argc, char **argv, options *o) {
     }
     if (o->steps < 0) die("--steps must be >= 0");
     if (o->batch < g_size) die("--batch (%d, the GLOBAL batch) must be at least the number of ranks (%d)", o->batch, g_size);
+    if (o->micro_batch < 0) die("--micro-batch must be >= 0 (0: the whole shard at once)");
     if (o->log_every < 1) o->log_every = 1;
     if (o->save_every < 0 || o->check_every < 0) die("--save-every and --check-every must be >= 0");
     if (o->save_every && !o->save) die("--save-every needs --save PATH");
@@ -459,6 +480,83 @@ static ijepa_masks slice_masks(const ijepa_masks *full, int first, int count) {
     return s;
 }
 
+/* The same for ragged masks: the header, then enc, enc_len and pred in one message. */
+static void bcast_ragged_masks(const ijepa_ragged_masks *mine, ijepa_ragged_masks *global) {
+    int32_t head[5] = {mine->batch, mine->num_enc, mine->k_enc_max, mine->num_pred, mine->k_pred};
+    mpi_check(MPI_Bcast(head, 5, MPI_INT32_T, 0, MPI_COMM_WORLD), "MPI_Bcast(mask header)");
+    memset(global, 0, sizeof *global);
+    global->batch = head[0]; global->num_enc = head[1]; global->k_enc_max = head[2];
+    global->num_pred = head[3]; global->k_pred = head[4];
+    size_t ne = (size_t)head[1] * head[0] * head[2], nl = (size_t)head[1] * head[0];
+    size_t np = (size_t)head[3] * head[0] * head[4];
+    int32_t *buf = xmalloc(sizeof(int32_t) * (ne + nl + np));
+    if (g_rank == 0) {
+        memcpy(buf, mine->enc, sizeof(int32_t) * ne);
+        memcpy(buf + ne, mine->enc_len, sizeof(int32_t) * nl);
+        memcpy(buf + ne + nl, mine->pred, sizeof(int32_t) * np);
+    }
+    mpi_check(MPI_Bcast(buf, (int)(ne + nl + np), MPI_INT32_T, 0, MPI_COMM_WORLD), "MPI_Bcast(masks)");
+    global->enc = buf;
+    global->enc_len = buf + ne;
+    global->pred = buf + ne + nl;
+}
+
+/* Images [first, first + count) of ragged masks: every image keeps its own context lengths
+ * (k_enc_max stays the global batch's, the padding is ignored). */
+static ijepa_ragged_masks slice_ragged_masks(const ijepa_ragged_masks *full, int first, int count) {
+    ijepa_ragged_masks s = *full;
+    s.batch = count;
+    s.enc = xmalloc(sizeof(int32_t) * (size_t)full->num_enc * count * full->k_enc_max);
+    s.enc_len = xmalloc(sizeof(int32_t) * (size_t)full->num_enc * count);
+    s.pred = xmalloc(sizeof(int32_t) * (size_t)full->num_pred * count * full->k_pred);
+    for (int j = 0; j < full->num_enc; j++) {
+        memcpy(s.enc + (size_t)j * count * full->k_enc_max,
+               full->enc + ((size_t)j * full->batch + first) * full->k_enc_max, sizeof(int32_t) * count * full->k_enc_max);
+        memcpy(s.enc_len + (size_t)j * count, full->enc_len + (size_t)j * full->batch + first, sizeof(int32_t) * count);
+    }
+    for (int k = 0; k < full->num_pred; k++)
+        memcpy(s.pred + (size_t)k * count * full->k_pred,
+               full->pred + ((size_t)k * full->batch + first) * full->k_pred, sizeof(int32_t) * count * full->k_pred);
+    return s;
+}
+
+/* One step's masks, uniform or ragged (the config's ragged_context). */
+typedef struct step_masks {
+    int ragged;
+    ijepa_masks u;
+    ijepa_ragged_masks r;
+} step_masks;
+
+static void free_sliced(step_masks *m) {
+    free(m->u.enc); free(m->u.pred);
+    free(m->r.enc); free(m->r.enc_len); free(m->r.pred);
+}
+
+/* Rows [first, first + count) of the step's masks. */
+static step_masks slice_step_masks(const step_masks *full, int first, int count) {
+    step_masks s = {full->ragged, {0}, {0}};
+    if (full->ragged) s.r = slice_ragged_masks(&full->r, first, count);
+    else s.u = slice_masks(&full->u, first, count);
+    return s;
+}
+
+/* forward_backward on `count` images with their rows `mk`: the plain call for a whole shard
+ * (weight 1, no accumulation: bitwise what ijepa_forward_backward does), else the accumulating
+ * one. *loss: this batch's own loss. */
+static void forward_backward(ijepa_model *m, const float *images, int count, const step_masks *mk, float weight,
+                             int accumulate, float *loss) {
+    if (weight == 1.0f && !accumulate) {
+        if (mk->ragged) check(ijepa_forward_backward_ragged(m, images, count, &mk->r, loss), "ijepa_forward_backward_ragged");
+        else check(ijepa_forward_backward(m, images, count, &mk->u, loss), "ijepa_forward_backward");
+    } else if (mk->ragged) {
+        check(ijepa_forward_backward_accumulate_ragged(m, images, count, &mk->r, weight, accumulate, loss),
+              "ijepa_forward_backward_accumulate_ragged");
+    } else {
+        check(ijepa_forward_backward_accumulate(m, images, count, &mk->u, weight, accumulate, loss),
+              "ijepa_forward_backward_accumulate");
+    }
+}
+
 /* ---- the gradient all-reduce --------------------------------------------------------------- */
 
 enum { CHUNK = 1 << 22 }; /* floats per message: 16 MiB, well below MPI's int count limit */
@@ -522,9 +620,9 @@ int main(int argc, char **argv) {
     check(ijepa_model_set_n_threads(m, threads), "ijepa_model_set_n_threads");
     ijepa_config cfg;
     check(ijepa_model_get_config(m, &cfg), "ijepa_model_get_config");
-    if (cfg.ragged_context) /* e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run */
-        die("ragged contexts (ragged_context, the fmnist_tiny_ragged preset) are not supported here: "
-            "the global batch's masks are sharded as uniform ijepa_masks; use a non-ragged config");
+    /* ragged contexts (e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run): the
+     * global batch's masks are ragged, each rank takes its images' rows with their lengths */
+    const int ragged = cfg.ragged_context != 0;
 
     const uint64_t data_seed = o.data_seed >= 0 ? (uint64_t)o.data_seed : cfg.seed;
 
@@ -533,7 +631,7 @@ int main(int argc, char **argv) {
      * different collective, one with another --batch would train on other shards. */
     uint64_t run_hash = hash_bytes(hash_config(&cfg), ijepa_version(), strlen(ijepa_version()));
     const int64_t run_opts[] = {o.batch, o.steps, o.deterministic, o.masks_bcast, o.init_bcast, o.check_every,
-                                o.fmnist != NULL, (int64_t)data_seed};
+                                o.fmnist != NULL, (int64_t)data_seed, o.micro_batch};
     run_hash = hash_bytes(run_hash, run_opts, sizeof run_opts);
     if (!same_on_all_ranks(run_hash)) {
         if (g_rank == 0) fprintf(stderr, "error: the ranks have different configs, options or libijepa versions\n");
@@ -578,6 +676,8 @@ int main(int argc, char **argv) {
     const int my_count = base + (g_rank < rem), my_first = g_rank * base + (g_rank < rem ? g_rank : rem);
     /* Weight of this rank's mean loss/gradient in the global mean (1 for equal shards). */
     const double weight = (double)my_count * g_size / B;
+    /* Images per forward/backward: the whole shard, or micro-batches of --micro-batch. */
+    const int micro = o.micro_batch > 0 && o.micro_batch < my_count ? o.micro_batch : my_count;
     const int C = cfg.in_chans, S = cfg.image_size;
     const size_t per_image = (size_t)C * S * S;
     float *images = xmalloc(sizeof(float) * my_count * per_image);
@@ -593,9 +693,10 @@ int main(int argc, char **argv) {
         printf("config: image %d patch %d chans %d | encoder %d x %d (%d heads) | predictor %d x %d | seed %llu\n",
                cfg.image_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.depth, cfg.num_heads,
                cfg.pred_embed_dim, cfg.pred_depth, (unsigned long long)cfg.seed);
-        printf("ranks %d x %d thread(s) | global batch %d (rank 0: %d images) | data %s | masks %s | reduce %s\n",
-               g_size, threads, B, my_count, o.fmnist ? "Fashion-MNIST" : "synthetic",
-               o.masks_bcast ? "broadcast from rank 0" : "sampled by every rank",
+        printf("ranks %d x %d thread(s) | global batch %d (rank 0: %d images", g_size, threads, B, my_count);
+        if (micro < my_count) printf(" in micro-batches of %d", micro);
+        printf(") | data %s | masks %s%s | reduce %s\n", o.fmnist ? "Fashion-MNIST" : "synthetic",
+               ragged ? "ragged, " : "", o.masks_bcast ? "broadcast from rank 0" : "sampled by every rank",
                o.deterministic ? "ordered (deterministic)" : "MPI_Allreduce");
         printf("gradient buffer %zu floats = %.2f MB per all-reduce; step %lld of %lld\n", n_params,
                n_params * 4.0 / 1e6, (long long)ijepa_model_step(m), (long long)cfg.total_steps);
@@ -620,27 +721,45 @@ int main(int argc, char **argv) {
 
         /* 2. the global batch's masks: every rank samples (its generator advances as all do),
          *    the checksums must agree; then rank 0's are broadcast (or each rank's own used). */
-        ijepa_masks own, global;
-        check(ijepa_masks_sample(m, B, &own), "ijepa_masks_sample");
-        if (!same_on_all_ranks(hash_masks(&own))) {
+        step_masks own = {ragged, {0}, {0}}, global = {ragged, {0}, {0}};
+        if (ragged) check(ijepa_masks_sample_ragged(m, B, &own.r), "ijepa_masks_sample_ragged");
+        else check(ijepa_masks_sample(m, B, &own.u), "ijepa_masks_sample");
+        if (!same_on_all_ranks(ragged ? hash_ragged_masks(&own.r) : hash_masks(&own.u))) {
             if (g_rank == 0) fprintf(stderr, "error: step %lld: the ranks' mask generators disagree (same seed, "
                                              "config and checkpoint on every rank?)\n", (long long)step + 1);
             status = 1;
-            ijepa_masks_free(&own);
+            ijepa_masks_free(&own.u);
+            ijepa_ragged_masks_free(&own.r);
             break;
         }
         if (o.masks_bcast) {
-            bcast_masks(&own, &global);
-            mask_bytes = 4.0 * (5 + (double)global.batch * (global.num_enc * global.k_enc + global.num_pred * global.k_pred));
+            if (ragged) {
+                bcast_ragged_masks(&own.r, &global.r);
+                mask_bytes = 4.0 * (5 + (double)global.r.batch * (global.r.num_enc * (global.r.k_enc_max + 1) +
+                                                                  global.r.num_pred * global.r.k_pred));
+            } else {
+                bcast_masks(&own.u, &global.u);
+                mask_bytes = 4.0 * (5 + (double)global.u.batch * (global.u.num_enc * global.u.k_enc +
+                                                                  global.u.num_pred * global.u.k_pred));
+            }
         } else {
             global = own;
         }
-        ijepa_masks mine = slice_masks(&global, my_first, my_count);
         double t2 = MPI_Wtime(), c2 = cpu_seconds();
 
-        /* 3. forward + backward on the shard */
-        float loss = 0;
-        check(ijepa_forward_backward(m, images, my_count, &mine, &loss), "ijepa_forward_backward");
+        /* 3. forward + backward on the shard: at once, or as micro-batches of `micro` images, each
+         *    weighted by its share of the shard (b_k / b_r), so the buffer holds the shard's mean */
+        double shard_loss = 0;
+        for (int b0 = 0; b0 < my_count; b0 += micro) {
+            const int n = my_count - b0 < micro ? my_count - b0 : micro;
+            const float w = (float)((double)n / (double)my_count);
+            step_masks mine = slice_step_masks(&global, my_first + b0, n);
+            float l = 0;
+            forward_backward(m, images + (size_t)b0 * per_image, n, &mine, w, b0 > 0, &l);
+            shard_loss += (double)w * l;
+            free_sliced(&mine);
+        }
+        const float loss = (float)shard_loss; /* the shard's mean loss (w = 1 for a whole shard) */
         double t3 = MPI_Wtime(), c3 = cpu_seconds();
 
         /* 4. mean of the gradients over the ranks, in place */
@@ -675,10 +794,9 @@ int main(int argc, char **argv) {
                    st.weight_decay, st.ema_momentum, st.grad_norm, B / (t5 - t0));
             fflush(stdout);
         }
-        free(mine.enc);
-        free(mine.pred);
-        if (o.masks_bcast) free(global.enc); /* one allocation: enc then pred */
-        ijepa_masks_free(&own);
+        if (o.masks_bcast) free(ragged ? global.r.enc : global.u.enc); /* one allocation: enc (enc_len) pred */
+        ijepa_masks_free(&own.u);
+        ijepa_ragged_masks_free(&own.r);
 
         if (o.check_every && (s + 1) % o.check_every == 0 && s + 1 != o.steps) {
             char when[64];

@@ -8,8 +8,11 @@ same checksums), in Python::
         mpirun -np 2 python3 examples/mpi_train.py --steps 20 --batch 16
 
 Every step, every rank samples the GLOBAL batch's masks (identical generators, asserted by a
-checksum all-reduce; with ``--masks bcast`` rank 0's are broadcast), builds its shard of the
-global batch and the matching rows of every mask, runs ``forward_backward``, all-reduces the
+checksum all-reduce; with ``--masks bcast`` rank 0's are broadcast; ragged masks when the config
+has ragged_context, e.g. ``--preset fmnist_tiny_ragged``), builds its shard of the global batch
+and the matching rows of every mask (ragged: with their own lengths), runs ``forward_backward``
+(with ``--micro-batch N``: on micro-batches of at most N images, each weighted by its share of
+the shard, ``forward_backward(x, masks, weight=b_k/b_r, accumulate=k > 0)``), all-reduces the
 gradient buffer in place (``flat_buffer("grads")`` is a zero-copy view of the library's
 memory, so ``comm.Allreduce(MPI.IN_PLACE, grads)`` writes straight into the model), divides by
 the rank count and calls ``optimizer_step``. See the C file's header for why this is exact.
@@ -174,6 +177,9 @@ def parse_args():
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--batch", type=int, default=16, help="the GLOBAL batch")
+    g.add_argument("--micro-batch", type=int, default=0,
+                   help="each rank runs its shard as micro-batches of at most N images "
+                        "(gradient accumulation); 0 = the whole shard at once")
     g.add_argument("--threads", type=int, default=0, help="per rank; 0 = auto")
     g.add_argument("--log-every", type=int, default=1)
     g.add_argument("--check-every", type=int, default=0)
@@ -195,6 +201,8 @@ def parse_args():
     if a.batch < size:
         p.error("--batch (%d, the GLOBAL batch) must be at least the number of ranks (%d)"
                 % (a.batch, size))
+    if a.micro_batch < 0:
+        p.error("--micro-batch must be >= 0 (0: the whole shard at once)")
     if a.save_every and not a.save:
         p.error("--save-every needs --save PATH")
     a.log_every = max(1, a.log_every)
@@ -257,9 +265,9 @@ def main():
     threads = a.threads if a.threads > 0 else auto_threads()
     m = make_model(a, threads)
     cfg = m.config
-    if cfg.ragged_context:   # e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run
-        die("ragged contexts (ragged_context, the fmnist_tiny_ragged preset) are not supported here: "
-            "the global batch's masks are sharded as uniform ijepa_masks; use a non-ragged config")
+    # ragged contexts (e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run): the
+    # global batch's masks are ragged, each rank takes its images' rows with their lengths
+    ragged = bool(cfg.ragged_context)
 
     data_seed = a.data_seed if a.data_seed is not None else cfg.seed
 
@@ -269,7 +277,7 @@ def main():
     c.pop("n_threads", None)
     c.pop("seed", None)
     run = (sorted(c.items()), ijepa.version(), a.batch, a.steps, a.deterministic, a.masks, a.init,
-           a.check_every, a.fmnist is not None, data_seed)
+           a.check_every, a.fmnist is not None, data_seed, a.micro_batch)
     if not same_on_all_ranks(digest(np.frombuffer(repr(run).encode(), dtype=np.uint8))):
         if rank == 0:
             sys.stderr.write("error: the ranks have different configs, options or libijepa versions\n")
@@ -303,6 +311,8 @@ def main():
     my_count = base + (rank < rem)
     my_first = rank * base + min(rank, rem)
     weight = my_count * size / B  # this rank's share of the global mean (1 for equal shards)
+    # images per forward/backward: the whole shard, or micro-batches of --micro-batch
+    micro = a.micro_batch if 0 < a.micro_batch < my_count else my_count
     C, S = cfg.in_chans, cfg.image_size
     data = load_fmnist(a.fmnist) if a.fmnist else None
     tmp = np.empty(min(CHUNK, grads.size), dtype=np.float32) if a.deterministic and rank == 0 else None
@@ -310,8 +320,9 @@ def main():
     log("config: image %d patch %d chans %d | encoder %d x %d (%d heads) | predictor %d x %d | seed %d"
         % (cfg.image_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.depth, cfg.num_heads,
            cfg.pred_embed_dim, cfg.pred_depth, cfg.seed))
-    log("ranks %d x %d thread(s) | global batch %d (rank 0: %d images) | data %s | masks %s | reduce %s"
-        % (size, threads, B, my_count, "Fashion-MNIST" if data is not None else "synthetic",
+    log("ranks %d x %d thread(s) | global batch %d (rank 0: %d images%s) | data %s | masks %s%s | reduce %s"
+        % (size, threads, B, my_count, " in micro-batches of %d" % micro if micro < my_count else "",
+           "Fashion-MNIST" if data is not None else "synthetic", "ragged, " if ragged else "",
            "broadcast from rank 0" if a.masks == "bcast" else "sampled by every rank",
            "ordered (deterministic)" if a.deterministic else "MPI_Allreduce"))
     log("gradient buffer %d floats = %.2f MB per all-reduce; step %d of %d"
@@ -335,9 +346,10 @@ def main():
         t1 = time.perf_counter()
 
         # The global batch's masks: every rank samples; the checksums must agree.
-        own = m.sample_masks(B)
+        own = m.sample_masks(B, ragged=ragged)
+        own_len = own.enc_len if ragged else np.zeros(0, dtype=np.int32)
         if not same_on_all_ranks(digest(np.array(own.enc.shape + own.pred.shape, dtype=np.int64),
-                                        own.enc, own.pred)):
+                                        own.enc, own_len, own.pred)):
             if rank == 0:
                 sys.stderr.write("error: step %d: the ranks' mask generators disagree (same seed, "
                                  "config and checkpoint on every rank?)\n" % (step + 1))
@@ -345,16 +357,33 @@ def main():
         if a.masks == "bcast":
             enc, pred = comm.bcast((own.enc.shape, own.pred.shape) if rank == 0 else None, root=0)
             genc = own.enc if rank == 0 else np.empty(enc, dtype=np.int32)
+            glen = own_len if rank == 0 else np.empty(enc[:2] if ragged else 0, dtype=np.int32)
             gpred = own.pred if rank == 0 else np.empty(pred, dtype=np.int32)
             comm.Bcast(genc, root=0)
+            if ragged:
+                comm.Bcast(glen, root=0)
             comm.Bcast(gpred, root=0)
-            mask_bytes = 4 * (genc.size + gpred.size)
+            mask_bytes = 4 * (genc.size + glen.size + gpred.size)
         else:
-            genc, gpred = own.enc, own.pred
-        mine = ijepa.Masks(genc[:, my_first:my_first + my_count], gpred[:, my_first:my_first + my_count])
+            genc, glen, gpred = own.enc, own_len, own.pred
+
+        def rows(lo, hi):
+            """The masks of global images lo..hi (ragged: with their own context lengths)."""
+            if ragged:
+                return ijepa.RaggedMasks(genc[:, lo:hi], glen[:, lo:hi], gpred[:, lo:hi])
+            return ijepa.Masks(genc[:, lo:hi], gpred[:, lo:hi])
         t2, c2 = time.perf_counter(), time.process_time()
 
-        loss = m.forward_backward(images, mine)
+        # forward + backward on the shard: at once, or as micro-batches of `micro` images, each
+        # weighted by its share of the shard (b_k / b_r; the float32 the C program passes)
+        shard_loss = 0.0
+        for b0 in range(0, my_count, micro):
+            n = min(micro, my_count - b0)
+            w = float(np.float32(n / my_count))
+            part = m.forward_backward(images[b0:b0 + n], rows(my_first + b0, my_first + b0 + n),
+                                      weight=w, accumulate=b0 > 0)
+            shard_loss += w * float(np.float32(part))
+        loss = float(np.float32(shard_loss))  # the shard's mean loss
         t3, c3 = time.perf_counter(), time.process_time()
 
         if size > 1:

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# MPI data-parallel tests: N ranks x B/N images must equal 1 rank x B images.
+# MPI data-parallel tests: N ranks x B/N images must equal 1 rank x B images, with uniform and
+# with ragged contexts, and with every rank's shard run as micro-batches (--micro-batch: gradient
+# accumulation, R ranks x K micro-batches = 1 rank x 1 batch).
 #
 #   bash Tests/MPI/run.sh            (after `make stage`; needs openmpi-bin + libopenmpi-dev:
 #                                     `make -C examples/mpi deps`; mpi4py is optional)
@@ -60,6 +62,9 @@ fi
 # min_keep 4; 4 steps of a global batch of 8; a fixed recipe so that split runs can resume.
 COMMON=(--image 32 --patch 4 --embed 64 --depth 2 --heads 4 --pred-embed 32 --pred-depth 2
         --min-keep 4 --seed 7 --warmup 2 --total-steps 100 --batch 8 --threads 1 --log-every 4)
+# The same with ragged contexts: the fmnist_tiny_ragged preset (ragged_context = 1, 1 channel)
+# under the sizes above.
+RAGGED=(--preset fmnist_tiny_ragged)
 
 # run NAME NP CMD... : runs under mpirun with a timeout, output in $WORK/NAME.log
 run() {
@@ -152,9 +157,75 @@ suite() {
         -np 1 "${P[@]}" "${COMMON[@]}" --steps 1 --data-seed 0 --init bcast --seed 2
     expect_failure "$L: different options (--deterministic on one rank) are detected" "different configs, options" \
         1 "${P[@]}" "${COMMON[@]}" --steps 1 --deterministic : -np 1 "${P[@]}" "${COMMON[@]}" --steps 1
-    # Ragged contexts cannot be sharded as uniform masks: refused, not silently run uniform.
-    expect_failure "$L: a ragged config (--preset fmnist_tiny_ragged) is refused" "ragged contexts" \
-        2 "${P[@]}" "${COMMON[@]}" --steps 1 --preset fmnist_tiny_ragged
+
+    # Gradient accumulation: every rank's shard as micro-batches (weights b_k / b_r), then the
+    # rank weighting and the all-reduce. R ranks x K micro-batches == 1 rank x 1 batch.
+    if run "$L-micro1" 1 "${P[@]}" "${COMMON[@]}" --steps 4 --micro-batch 3 --save "$D/micro1.safetensors" \
+            && grep -q "in micro-batches of 3" "$WORK/$L-micro1.log"; then
+        compare "$L: 1 rank x micro-batches 3+3+2 == reference (1e-5 relative)" "$D/ref.safetensors" "$D/micro1.safetensors"
+    else
+        fail "$L: 1 rank, --micro-batch 3"
+    fi
+    if run "$L-micro2" 2 "${P[@]}" "${COMMON[@]}" --steps 4 --micro-batch 2 --save "$D/micro2.safetensors"; then
+        compare "$L: 2 ranks x 2 micro-batches of 2 == reference (1e-5 relative)" "$D/ref.safetensors" "$D/micro2.safetensors"
+    else
+        fail "$L: 2 ranks, --micro-batch 2"
+    fi
+    if run "$L-micro3" 3 "${P[@]}" "${COMMON[@]}" --steps 4 --micro-batch 2 --deterministic --save "$D/micro3.safetensors"; then
+        compare "$L: 3 ranks x 3/3/2 images in micro-batches of 2 == reference (1e-5 relative)" "$D/ref.safetensors" "$D/micro3.safetensors"
+    else
+        fail "$L: 3 ranks, --micro-batch 2"
+    fi
+    # A micro-batch as large as the shard is the plain forward_backward: the same arithmetic.
+    if run "$L-microall" 2 "${P[@]}" "${COMMON[@]}" --steps 4 --micro-batch 4 --save "$D/microall.safetensors"; then
+        compare "$L: --micro-batch >= the shard == no --micro-batch (bitwise)" "$D/seed.safetensors" "$D/microall.safetensors" --exact
+    else
+        fail "$L: 2 ranks, --micro-batch 4"
+    fi
+
+    # Ragged contexts (--preset fmnist_tiny_ragged: ragged_context = 1): the global batch's ragged
+    # masks, each rank its images' rows with their own lengths, gradients weighted by the ranks'
+    # shares of the loss elements (b_r / B: every image has the same target rows).
+    if run "$L-rref" 1 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --save "$D/rref.safetensors" \
+            && grep -q "masks ragged" "$WORK/$L-rref.log"; then
+        pass "$L: ragged contexts, 1 rank x 8 images, 4 steps (reference)"
+    else
+        fail "$L: ragged reference run"; return
+    fi
+    if run "$L-r2" 2 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --save "$D/r2.safetensors"; then
+        compare "$L: ragged, 2 ranks x 4 images == ragged reference (1e-5 relative)" "$D/rref.safetensors" "$D/r2.safetensors"
+    else
+        fail "$L: ragged, 2 ranks"
+    fi
+    if run "$L-r3" 3 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --deterministic --check-every 1 --save "$D/r3.safetensors"; then
+        compare "$L: ragged, 3 ranks x 3/3/2 images, --deterministic == ragged reference (1e-5 relative)" "$D/rref.safetensors" "$D/r3.safetensors"
+    else
+        fail "$L: ragged, 3 ranks"
+    fi
+    if run "$L-r2local" 2 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --masks local --deterministic \
+            --save "$D/r2local.safetensors"; then
+        compare "$L: ragged, 2 ranks, --masks local --deterministic == broadcast masks (bitwise)" "$D/r2.safetensors" "$D/r2local.safetensors" --exact
+    else
+        fail "$L: ragged, 2 ranks, --masks local"
+    fi
+    if run "$L-rmicro1" 1 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --micro-batch 3 --save "$D/rmicro1.safetensors"; then
+        compare "$L: ragged, 1 rank x micro-batches 3+3+2 == ragged reference (1e-5 relative)" "$D/rref.safetensors" "$D/rmicro1.safetensors"
+    else
+        fail "$L: ragged, 1 rank, --micro-batch 3"
+    fi
+    if run "$L-rmicro2" 2 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 4 --micro-batch 3 --save "$D/rmicro2.safetensors"; then
+        compare "$L: ragged, 2 ranks x micro-batches 3+1 == ragged reference (1e-5 relative)" "$D/rref.safetensors" "$D/rmicro2.safetensors"
+    else
+        fail "$L: ragged, 2 ranks, --micro-batch 3"
+    fi
+    if run "$L-rhalf" 2 "${P[@]}" "${COMMON[@]}" "${RAGGED[@]}" --steps 2 --micro-batch 3 --save "$D/rhalf.safetensors" \
+            && run "$L-rresume" 2 "${P[@]}" --threads 1 --batch 8 --micro-batch 3 --steps 2 --resume "$D/rhalf.safetensors" \
+                   --save "$D/rresumed.safetensors"; then
+        compare "$L: ragged, micro-batches, 2 + 2 steps via --save/--resume == 4 steps (bitwise)" "$D/rmicro2.safetensors" "$D/rresumed.safetensors" --exact
+    else
+        fail "$L: ragged, save after 2 steps and resume"
+    fi
+    expect_failure "$L: --micro-batch -1 is refused" "micro-batch" 1 "${P[@]}" "${COMMON[@]}" --steps 1 --micro-batch -1
 }
 
 echo "== C: examples/mpi_train.c"
@@ -178,6 +249,10 @@ if "$PYTHON" -c "import mpi4py.MPI, numpy" >/dev/null 2>&1; then
     suite py "$PYTHON" "$ROOT/examples/mpi_train.py"
     # Same images, masks and library: the Python program must train the C program's model.
     compare "py: the Python reference == the C reference (1e-5 relative)" "$WORK/c/ref.safetensors" "$WORK/py/ref.safetensors"
+    # The same arithmetic in both programs (weights passed as the same float32): bitwise.
+    for r in micro2 micro3 rref r3 rmicro2; do
+        compare "py: $r == the C program's $r (bitwise)" "$WORK/c/$r.safetensors" "$WORK/py/$r.safetensors" --exact
+    done
     if [ -f "$FMNIST" ]; then
         if run py-fmnist 2 "$PYTHON" "$ROOT/examples/mpi_train.py" "${COMMON[@]}" --steps 2 --fmnist \
                 --save "$WORK/py-fmnist.safetensors"; then
