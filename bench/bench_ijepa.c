@@ -68,7 +68,8 @@ static void die(const char *what) {
 }
 
 static ijepa_config make_config(char **a) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = atoi(a[0]); c.patch_size = atoi(a[1]); c.in_chans = atoi(a[2]);
     c.embed_dim = atoi(a[3]); c.depth = atoi(a[4]); c.num_heads = atoi(a[5]);
     c.pred_embed_dim = atoi(a[6]); c.pred_depth = atoi(a[7]);

@@ -64,7 +64,8 @@ int main(int argc, char **argv) {
     int train_steps = argc > 1 ? atoi(argv[1]) : 5;
     if (train_steps < 0) train_steps = 0;
 
-    ijepa_config cfg = ijepa_config_default();
+    ijepa_config cfg = {.struct_size = sizeof cfg};
+    ijepa_config_default(&cfg);
     cfg.image_size = 32; cfg.patch_size = 4; cfg.in_chans = 3;
     cfg.embed_dim = 64; cfg.depth = 2; cfg.num_heads = 4;
     cfg.pred_embed_dim = 32; cfg.pred_depth = 2;

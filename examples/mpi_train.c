@@ -316,7 +316,7 @@ static void parse_options(int argc, char **argv, options *o) {
 }
 
 static ijepa_config make_config(const options *o) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     check(ijepa_config_preset(o->preset, &c), "ijepa_config_preset");
     if (o->image > 0) c.image_size = o->image;
     if (o->patch > 0) c.patch_size = o->patch;
@@ -618,7 +618,7 @@ int main(int argc, char **argv) {
         check(ijepa_model_create(&cfg, &m), "ijepa_model_create");
     }
     check(ijepa_model_set_n_threads(m, threads), "ijepa_model_set_n_threads");
-    ijepa_config cfg;
+    ijepa_config cfg = {.struct_size = sizeof cfg};
     check(ijepa_model_get_config(m, &cfg), "ijepa_model_get_config");
     /* ragged contexts (e.g. --preset fmnist_tiny_ragged, or a checkpoint of such a run): the
      * global batch's masks are ragged, each rank takes its images' rows with their lengths */

@@ -33,7 +33,8 @@ static void on_log(int level, const char *message, void *user) {
 }
 
 int main(int argc, char **argv) {
-    ijepa_config cfg = ijepa_config_default(); /* 224 px, patch 16: a 14x14 grid */
+    ijepa_config cfg = {.struct_size = sizeof cfg};
+    ijepa_config_default(&cfg); /* 224 px, patch 16: a 14x14 grid */
     const char *name = "default (224/16)";
     if (argc > 1) {
         check(ijepa_config_preset(argv[1], &cfg), "ijepa_config_preset");

@@ -5,7 +5,7 @@
  *           $(pkg-config --cflags --libs ijepa) -lm)
  *   run:    ./build/train_synthetic [steps=20] [batch=8]
  *
- * What it shows: configuring a model starting from ijepa_config_default(), feeding float32
+ * What it shows: configuring a model starting from ijepa_config_default, feeding float32
  * NCHW images, letting the library sample the multi-block masks (masks = NULL), and reading
  * the per-step statistics. Every call's status is checked; on failure the program prints
  * ijepa_last_error(), which names the offending argument.
@@ -96,7 +96,8 @@ int main(int argc, char **argv) {
     /* Start from the official recipe and shrink the model: 32x32 images, 4x4 patches (an 8x8
      * grid), a 2-block encoder of width 64 with 4 heads, a 2-block predictor of width 32.
      * min_keep must be smaller than the smallest block the sampler can draw on an 8x8 grid. */
-    ijepa_config cfg = ijepa_config_default();
+    ijepa_config cfg = {.struct_size = sizeof cfg};
+    ijepa_config_default(&cfg);
     cfg.image_size = 32;
     cfg.patch_size = 4;
     cfg.in_chans = 3;

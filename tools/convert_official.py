@@ -75,7 +75,7 @@ _BOOL_KEYS = {"allow_overlap", "full_grid"}
 _PAIR_KEYS = {"enc_mask_scale", "pred_mask_scale", "aspect_ratio"}
 _STRING_INT_KEYS = {"warmup_steps", "total_steps", "seed"}  # int64/uint64 as decimal strings
 
-#: Training-recipe defaults: the same values as ijepa_config_default() (the official recipe;
+#: Training-recipe defaults: the same values as ijepa_config_default (the official recipe;
 #: tools/test_interop.py checks they agree with the library).
 RECIPE_DEFAULTS = {
     "num_enc_masks": 1, "num_pred_masks": 4, "min_keep": 10,

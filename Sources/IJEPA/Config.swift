@@ -101,7 +101,7 @@ public struct Config: Sendable, Hashable, Codable {
     /// 192 x 12 (3 heads), predictor 384 x 6, masks enc 0.85-1.0 / pred 0.15-0.2 / aspect
     /// 0.75-1.5 with 1 context and 4 targets, min_keep 10, lr 2e-4 -> 1e-3 -> 1e-6 (1000 warmup
     /// steps of 10000), weight decay 0.04 -> 0.4, EMA 0.996 -> 1.0. The same as
-    /// `ijepa_config_default()`.
+    /// `ijepa_config_default`.
     public init() {}
 
     /// A named preset (see `Preset`).

@@ -35,7 +35,7 @@ func swiftConfig(_ p: UnsafePointer<ijepa_config>?, _ arg: String = "cfg") throw
     guard let p else { throw invalid("\(arg) is NULL") }
     let size = Int(p.pointee.struct_size)
     if size < configSizeV1 {
-        throw invalid("\(arg)->struct_size is \(size), smaller than sizeof(ijepa_config) = \(configSizeV1) of ABI 1; start from ijepa_config_default()")
+        throw invalid("\(arg)->struct_size is \(size), smaller than sizeof(ijepa_config) = \(configSizeV1) of ABI 1; start from ijepa_config_default")
     }
     let o = p.pointee
     var c = ModelConfig()
@@ -56,7 +56,12 @@ func swiftConfig(_ p: UnsafePointer<ijepa_config>?, _ arg: String = "cfg") throw
 }
 
 @c @implementation
-public func ijepa_config_default() -> ijepa_config { cConfig(ModelConfig()) }
+public func ijepa_config_default(_ out: UnsafeMutablePointer<ijepa_config>?) -> Int32 {
+    guarded {
+        guard let out else { throw invalid("out is NULL") }
+        try writeCovered(cConfig(ModelConfig()), to: out, "out", minimum: configSizeV1)
+    }
+}
 
 @c @implementation
 public func ijepa_config_preset(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<ijepa_config>?) -> Int32 {
@@ -67,6 +72,6 @@ public func ijepa_config_preset(_ name: UnsafePointer<CChar>?, _ out: UnsafeMuta
         guard let c = ModelConfig.preset(n) else {
             throw invalid("unknown preset '\(n)'; known: \(ModelConfig.presetNames.joined(separator: ", "))")
         }
-        out.pointee = cConfig(c)
+        try writeCovered(cConfig(c), to: out, "out", minimum: configSizeV1)
     }
 }

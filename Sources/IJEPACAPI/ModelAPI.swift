@@ -155,7 +155,7 @@ public func ijepa_model_get_config(_ m: OpaquePointer?, _ out: UnsafeMutablePoin
     guarded {
         let b = try box(m)
         guard let out else { throw invalid("out is NULL") }
-        out.pointee = cConfig(b.model.config)
+        try writeCovered(cConfig(b.model.config), to: out, "out", minimum: configSizeV1)
     }
 }
 

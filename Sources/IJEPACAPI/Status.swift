@@ -120,3 +120,24 @@ final class HandleTable<T: AnyObject & Sendable>: Sendable {
         _ = state.withLock { $0.items.removeValue(forKey: UInt(bitPattern: p)) }
     }
 }
+
+/// Writes `value` to `out` up to the caller's struct_size (read from `out` first; at least
+/// `minimum`, by default the 4 bytes of struct_size itself): a program compiled against an older
+/// header gets only the fields it knows. struct_size is written as the size actually filled.
+func writeCovered<T>(_ value: T, to out: UnsafeMutablePointer<T>, _ name: String, minimum: Int = 4) throws {
+    let callerSize = UnsafeRawPointer(out).load(as: UInt32.self)
+    try checkStructSize(callerSize, minimum, name, "set it to sizeof(*\(name)) first")
+    let n = min(Int(callerSize), MemoryLayout<T>.size)
+    var v = value
+    withUnsafeMutableBytes(of: &v) { raw in
+        raw.storeBytes(of: UInt32(n), as: UInt32.self)
+        UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress!, byteCount: n)
+    }
+}
+
+/// The size a caller's struct declares must cover the first release of that struct.
+func checkStructSize(_ size: UInt32, _ minimum: Int, _ name: String, _ howToSet: String) throws {
+    if Int(size) < minimum {
+        throw invalid("\(name)->struct_size is \(size), at least \(minimum) expected (\(howToSet))")
+    }
+}

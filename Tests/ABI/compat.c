@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: %s FIXTURE_DIR TMP_DIR\n", argv[0]); return 2; }
     EXPECT(ijepa_abi_version() == IJEPA_ABI_VERSION, "library ABI %u, baseline header %d", ijepa_abi_version(),
            IJEPA_ABI_VERSION);
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     EXPECT(ijepa_config_preset("tiny32", &c) == IJEPA_OK, "preset");
     c.n_threads = 1; c.total_steps = 10; c.warmup_steps = 2;
     ijepa_model *m = NULL;
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     ijepa_masks_free(&mk);
     float *pooled = malloc(4 * (size_t)c.embed_dim * sizeof(float));
     EXPECT(ijepa_encode(m, img, 4, IJEPA_TARGET_ENCODER, NULL, pooled) == IJEPA_OK, "encode");
-    ijepa_config back;
+    ijepa_config back = {.struct_size = sizeof back};
     EXPECT(ijepa_model_get_config(m, &back) == IJEPA_OK && back.embed_dim == c.embed_dim, "get_config");
     ijepa_tensor_info ti;
     EXPECT(ijepa_model_tensor_info(m, IJEPA_BUF_PARAMS, 0, &ti) == IJEPA_OK && ti.name, "tensor_info");

@@ -23,7 +23,8 @@ static const int BUFS[NBUF] = {IJEPA_BUF_PARAMS, IJEPA_BUF_TARGET, IJEPA_BUF_ADA
 static const char *BUF_NAMES[NBUF] = {"params", "target", "adam_m", "adam_v"};
 
 static ijepa_config small_config(int ragged) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 1;
     c.embed_dim = 32; c.depth = 2; c.num_heads = 2;
     c.pred_embed_dim = 16; c.pred_depth = 1;

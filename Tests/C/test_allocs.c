@@ -39,7 +39,8 @@ int posix_memalign(void **out, size_t a, size_t n) {
 enum { B = 16, MASKS = 4, WARM = 10, COUNTED = 8 };
 
 int main(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 1;
     c.embed_dim = 64; c.depth = 2; c.num_heads = 2;
     c.pred_embed_dim = 32; c.pred_depth = 2; c.min_keep = 4;

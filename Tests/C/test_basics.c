@@ -17,7 +17,8 @@
 
 /* The small model used throughout: 32 px, patch 4 (8x8 grid), width 64, depth 2. */
 static ijepa_config small_config(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 3;
     c.embed_dim = 64; c.depth = 2; c.num_heads = 4;
     c.pred_embed_dim = 32; c.pred_depth = 2;
@@ -91,7 +92,8 @@ static void test_status_strings(void) {
 
 /* ---- config ----------------------------------------------------------------------------- */
 static void test_config_default(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     CHECK(c.struct_size == sizeof(ijepa_config), "struct_size %u vs %zu", c.struct_size, sizeof c);
     CHECK(c.image_size == 224 && c.patch_size == 16 && c.in_chans == 3, "image %d patch %d chans %d",
           c.image_size, c.patch_size, c.in_chans);
@@ -135,7 +137,8 @@ static void test_presets(void) {
     int big = getenv("IJEPA_TEST_BIG_PRESETS") != NULL;
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         ijepa_config c;
-        memset(&c, 0xAB, sizeof c);
+        memset(&c, 0xAB, sizeof c);   /* every byte the preset leaves alone would show */
+        c.struct_size = sizeof c;
         int st = ijepa_config_preset(P[i].name, &c);
         CHECK(st == IJEPA_OK, "preset %s: %s", P[i].name, ijepa_last_error());
         if (st != IJEPA_OK) continue;
@@ -182,6 +185,23 @@ static int stats_equal(const ijepa_step_stats *a, const ijepa_step_stats *b) {
            a->ema_momentum == b->ema_momentum && a->grad_norm == b->grad_norm;
 }
 
+/* A program built against the first release's header (a 152-byte ijepa_config, before
+ * reserved0 and ragged_context) gets only those bytes written. */
+static void test_config_output_sizes(void) {
+    unsigned char buf[sizeof(ijepa_config) + 16];
+    memset(buf, 0xC3, sizeof buf);
+    ijepa_config *c = (ijepa_config *)buf;
+    c->struct_size = 152;
+    CHECK_OK(ijepa_config_preset("fmnist_tiny_ragged", c));
+    CHECK(c->struct_size == 152 && c->image_size == 32 && c->n_threads == 0, "first-release fields written");
+    int untouched = 1;
+    for (size_t i = 152; i < sizeof buf; i++) untouched &= buf[i] == 0xC3;
+    CHECK(untouched, "nothing written past the caller's 152 bytes");
+    CHECK_OK(ijepa_config_default(c));
+    for (size_t i = 152; i < sizeof buf; i++) untouched &= buf[i] == 0xC3;
+    CHECK(untouched, "ijepa_config_default: nothing written past 152 bytes");
+}
+
 static void test_get_config_roundtrip(void) {
     ijepa_config c = small_config();
     c.allow_overlap = 1; c.full_grid = 1; c.pred_num_heads = 2; c.seed = 123456789012345ull;
@@ -193,6 +213,7 @@ static void test_get_config_roundtrip(void) {
     if (st != IJEPA_OK) return;
     ijepa_config o;
     memset(&o, 0x5A, sizeof o);
+    o.struct_size = sizeof o;
     CHECK_OK(ijepa_model_get_config(m, &o));
     CHECK(config_equal(&o, &c), "ijepa_model_get_config does not return the config the model was created from");
     CHECK(o.struct_size == sizeof o, "struct_size %u", o.struct_size);
@@ -568,7 +589,7 @@ static void test_checkpoints(const ijepa_config *c0) {
 
     /* full training state: everything but the gradients comes back, and training resumes bit for bit */
     if (ijepa_model_load(full, &b) == IJEPA_OK) {
-        ijepa_config ca, cb;
+        ijepa_config ca = {.struct_size = sizeof ca}, cb = {.struct_size = sizeof cb};
         CHECK_OK(ijepa_model_get_config(a, &ca));
         CHECK_OK(ijepa_model_get_config(b, &cb));
         CHECK(config_equal(&ca, &cb), "loaded config differs");
@@ -773,6 +794,7 @@ int main(void) {
     test_config_default();
     test_presets();
     test_get_config_roundtrip();
+    test_config_output_sizes();
 
     ijepa_config c = small_config();
     ijepa_model *m = NULL;

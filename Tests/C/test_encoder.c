@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     ijepa_encoder_free(NULL);
 
     /* a copy of a live model encodes as the model; a model handle is not an encoder */
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     REQUIRE_OK(ijepa_config_preset("tiny32", &c));
     c.n_threads = 1;
     ijepa_model *m = NULL;

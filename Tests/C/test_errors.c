@@ -41,7 +41,8 @@ static char P_GOOD[640], P_EMPTY[640], P_TRUNC[640], P_GARBAGE[640], P_HUGEHDR[6
     P_DTYPE[640], P_F64[640], P_NODIR[640], P_SAVED[640];
 
 static ijepa_config small_config(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 3;
     c.embed_dim = 64; c.depth = 2; c.num_heads = 4;
     c.pred_embed_dim = 32; c.pred_depth = 2;
@@ -92,7 +93,7 @@ static int create_with(ijepa_config c) {
 /* ---- the cases --------------------------------------------------------------------------- */
 /* A message no case can produce, set before each case so that a stale message is detected. */
 static void set_sentinel_error(void) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     (void)ijepa_config_preset("sentinel-preset-xyzzy", &c);
 }
 
@@ -100,10 +101,15 @@ static void set_sentinel_error(void) {
 #define UNUSED (void)f
 
 /* config / preset */
-CASE(preset_null_name) { UNUSED; ijepa_config c; return ijepa_config_preset(NULL, &c); }
+CASE(preset_null_name) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_config_preset(NULL, &c); }
 CASE(preset_null_out) { UNUSED; return ijepa_config_preset("vit_tiny", NULL); }
-CASE(preset_unknown) { UNUSED; ijepa_config c; return ijepa_config_preset("vit_nope", &c); }
-CASE(preset_empty) { UNUSED; ijepa_config c; return ijepa_config_preset("", &c); }
+CASE(preset_unknown) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_config_preset("vit_nope", &c); }
+CASE(preset_empty) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_config_preset("", &c); }
+/* outputs need the caller's struct_size, at least the first release's 152 bytes */
+CASE(preset_out_size0) { UNUSED; ijepa_config c = {.struct_size = 0}; return ijepa_config_preset("tiny32", &c); }
+CASE(default_out_size_small) { UNUSED; ijepa_config c = {.struct_size = 100}; return ijepa_config_default(&c); }
+CASE(default_null_out) { UNUSED; return ijepa_config_default(NULL); }
+CASE(get_config_size0) { ijepa_config c = {.struct_size = 0}; return ijepa_model_get_config(f->m, &c); }
 
 /* model_create */
 CASE(create_null_cfg) { UNUSED; ijepa_model *m = NULL; return ijepa_model_create(NULL, &m); }
@@ -157,7 +163,7 @@ CASE(create_grid_huge) { ijepa_config c = f->cfg; c.image_size = 16384; c.patch_
 
 /* model accessors */
 CASE(free_null) { UNUSED; ijepa_model_free(NULL); return IJEPA_ERR_INVALID_ARGUMENT; } /* no crash; no message */
-CASE(get_config_null_m) { UNUSED; ijepa_config c; return ijepa_model_get_config(NULL, &c); }
+CASE(get_config_null_m) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_model_get_config(NULL, &c); }
 CASE(get_config_null_out) { return ijepa_model_get_config(f->m, NULL); }
 CASE(set_threads_null) { UNUSED; return ijepa_model_set_n_threads(NULL, 1); }
 CASE(set_threads_huge) { return ijepa_model_set_n_threads(f->m, 1 << 20); }
@@ -469,6 +475,10 @@ static const error_case CASES[] = {
     {"preset_null_out", preset_null_out, INV, "out"},
     {"preset_unknown", preset_unknown, INV, "vit_nope"},
     {"preset_empty", preset_empty, INV, "preset"},
+    {"preset_out_size0", preset_out_size0, INV, "struct_size"},
+    {"default_out_size_small", default_out_size_small, INV, "struct_size"},
+    {"default_null_out", default_null_out, INV, "out"},
+    {"get_config_size0", get_config_size0, INV, "struct_size"},
     {"create_null_cfg", create_null_cfg, INV, "cfg"},
     {"create_null_out", create_null_out, INV, "out"},
     {"create_size0", create_size0, INV, "struct_size"},
@@ -1000,7 +1010,7 @@ static void test_freed_handle(const ijepa_config *cfg) {
     CHECK_OK(ijepa_model_create(&c, &fresh));
     CHECK(fresh != m, "a new model got the freed model's handle");
     float *img = make_images(&c, B);
-    ijepa_config o;
+    ijepa_config o = {.struct_size = sizeof o};
     ijepa_masks k;
     ijepa_tensor_info t;
     size_t n;
@@ -1121,7 +1131,7 @@ typedef struct { const char *preset; int ok_initial; int ok_own; char seen[256];
 static void *thread_main(void *p) {
     thread_arg *a = p;
     a->ok_initial = ijepa_last_error() != NULL && ijepa_last_error()[0] == '\0'; /* fresh thread: "" */
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     int st = ijepa_config_preset(a->preset, &c);
     pthread_barrier_wait(&barrier); /* both threads have failed */
     pthread_barrier_wait(&barrier); /* ... and neither reads before both did */

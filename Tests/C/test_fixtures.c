@@ -159,7 +159,8 @@ static int run_fixture(const char *dir, const char *name, worst_t *w) {
     }
 
     /* ---- the config: the default recipe, overridden by every field the fixture gives ---- */
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     int32_t batch = 0, steps = 0;
     cfg_int(&cfg, "image_size", &c.image_size, 1);
     cfg_int(&cfg, "patch_size", &c.patch_size, 1);

@@ -19,7 +19,8 @@
 enum { B = 3 };
 
 static ijepa_config small_config(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 1;
     c.embed_dim = 32; c.depth = 3; c.num_heads = 2;
     c.pred_embed_dim = 16; c.pred_depth = 1;
@@ -37,7 +38,8 @@ static float *make_images(int batch, const ijepa_config *c) {
 }
 
 static int test_config_field(void) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     CHECK(c.struct_size == sizeof c, "struct_size %u vs %zu", c.struct_size, sizeof c);
     CHECK(c.ragged_context == 0, "ragged_context is off by default (the official behaviour)");
     /* a struct filled by a program built against the first release's header: its struct_size
@@ -47,7 +49,7 @@ static int test_config_field(void) {
     old.ragged_context = 1;
     ijepa_model *m = NULL;
     REQUIRE_OK(ijepa_model_create(&old, &m));
-    ijepa_config got;
+    ijepa_config got = {.struct_size = sizeof got};
     CHECK_OK(ijepa_model_get_config(m, &got));
     CHECK(got.ragged_context == 0, "a first-release struct must not enable ragged_context");
     ijepa_model_free(m);

@@ -30,7 +30,8 @@ typedef struct {
 } job;
 
 static ijepa_config config_for(int i) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 3;
     c.embed_dim = 64; c.depth = 2; c.num_heads = 4;
     c.pred_embed_dim = 32; c.pred_depth = 2;

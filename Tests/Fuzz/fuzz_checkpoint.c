@@ -106,7 +106,7 @@ static int skip_b1, skip_b2, skip_b3, skip_b4, skip_b7, skip_b8;
 static char *sentinel_message;
 
 static void set_sentinel_error(void) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     (void)ijepa_config_preset("fuzz-sentinel-preset", &c);
 }
 
@@ -253,7 +253,7 @@ static int same_masks(const ijepa_masks *x, const ijepa_masks *y) {
 
 /* A model that ijepa_model_load accepted must be usable, and must survive a save/load round trip. */
 static void exercise_loaded(ijepa_model *m) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     if (ijepa_model_get_config(m, &c) != IJEPA_OK) BUG("get_config on a loaded model");
     int32_t N = ijepa_model_num_patches(m), D = ijepa_model_embed_dim(m);
     if (N <= 0 || D <= 0) BUG("loaded model has %d patches, width %d", N, D);
@@ -265,9 +265,11 @@ static void exercise_loaded(ijepa_model *m) {
         ijepa_model *r = NULL;
         st = ijepa_model_load(save_path, &r);
         if (st != IJEPA_OK) BUG("a checkpoint the library just saved does not load: status %d", st);
-        ijepa_config cr;
+        ijepa_config cr = {.struct_size = sizeof cr};
         memset(&c, 0, sizeof c);
         memset(&cr, 0, sizeof cr);
+        c.struct_size = sizeof c;
+        cr.struct_size = sizeof cr;
         ijepa_model_get_config(m, &c);
         ijepa_model_get_config(r, &cr);
         if (memcmp(&c, &cr, sizeof c) != 0) BUG("round trip changed the config");

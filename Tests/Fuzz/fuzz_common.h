@@ -14,7 +14,8 @@
  * width 4, one block in the encoder and one in the predictor. Masks: 2 targets of 1 patch,
  * min_keep 0, so every draw is valid on the 2x2 grid. */
 static inline ijepa_config fuzz_tiny_config(uint64_t seed) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 4; c.patch_size = 2; c.in_chans = 1;
     c.embed_dim = 4; c.depth = 1; c.num_heads = 1; c.mlp_ratio = 1;
     c.pred_embed_dim = 4; c.pred_depth = 1; c.pred_num_heads = 1;

@@ -46,7 +46,8 @@ static int failures, stray_failures;
     } while (0)
 
 static ijepa_config config_for(uint64_t seed) {
-    ijepa_config c = ijepa_config_default();
+    ijepa_config c = {.struct_size = sizeof c};
+    ijepa_config_default(&c);
     c.image_size = 32; c.patch_size = 4; c.in_chans = 3;
     c.embed_dim = 64; c.depth = 2; c.num_heads = 4;
     c.pred_embed_dim = 32; c.pred_depth = 2;
@@ -72,9 +73,7 @@ static ijepa_model *make_model(int which) {
 
 static int same_model(ijepa_model *x, ijepa_model *y) {
     if (ijepa_model_step(x) != ijepa_model_step(y)) return 0;
-    ijepa_config cx, cy;
-    memset(&cx, 0, sizeof cx);
-    memset(&cy, 0, sizeof cy);
+    ijepa_config cx = {.struct_size = sizeof cx}, cy = {.struct_size = sizeof cy};
     ijepa_model_get_config(x, &cx);
     ijepa_model_get_config(y, &cy);
     if (memcmp(&cx, &cy, sizeof cx) != 0) return 0;

@@ -47,7 +47,7 @@ static void limit_address_space(size_t extra) {
 
 /* Child bodies: exit with 100 + (-status), so the parent sees the status; a crash is a signal. */
 static int case_small(void) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     ijepa_config_preset("tiny32", &c);
     c.n_threads = 1; c.embed_dim = 64; c.num_heads = 4; c.pred_embed_dim = 32;
     ijepa_model *m = NULL;
@@ -63,7 +63,7 @@ static int case_small(void) {
 }
 
 static int case_model(void) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     ijepa_config_preset("vit_base", &c);
     c.n_threads = 1;
     ijepa_model *m = NULL;
@@ -73,7 +73,7 @@ static int case_model(void) {
 }
 
 static int case_batch(void) {
-    ijepa_config c;
+    ijepa_config c = {.struct_size = sizeof c};
     ijepa_config_preset("tiny32", &c);
     c.n_threads = 1;
     ijepa_model *m = NULL;

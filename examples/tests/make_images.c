@@ -59,7 +59,7 @@ static int cmd_images(const char *dir) {
 }
 
 static int cmd_checkpoint(const char *path) {
-    ijepa_config cfg;
+    ijepa_config cfg = {.struct_size = sizeof cfg};
     ijepa_model *m = NULL;
     if (ijepa_config_preset("tiny32", &cfg) != IJEPA_OK) return fail("ijepa_config_preset");
     if (ijepa_model_create(&cfg, &m) != IJEPA_OK) return fail("ijepa_model_create");

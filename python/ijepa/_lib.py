@@ -189,7 +189,7 @@ PROTOTYPES = {
     "ijepa_abi_version": (c_uint32, []),
     "ijepa_status_string": (c_char_p, [c_int]),
     "ijepa_last_error": (c_char_p, []),
-    "ijepa_config_default": (ijepa_config, []),
+    "ijepa_config_default": (c_int, [POINTER(ijepa_config)]),
     "ijepa_config_preset": (c_int, [c_char_p, POINTER(ijepa_config)]),
     "ijepa_model_create": (c_int, [POINTER(ijepa_config), POINTER(_model_p)]),
     "ijepa_model_free": (None, [_model_p]),

@@ -92,7 +92,7 @@ def _coerce_pair_item(name, x):
 class Config:
     """A model and training-recipe configuration (``ijepa_config``).
 
-    ``Config()`` is the library default (``ijepa_config_default()``: the official recipe on a
+    ``Config()`` is the library default (``ijepa_config_default``: the official recipe on a
     vit_tiny-sized model at 224 px); ``Config.preset("vit_small", lr=5e-4)`` starts from a
     named preset. Keyword arguments override fields; unknown names and values of the wrong
     type raise :class:`ijepa.InvalidArgumentError`. Ranges (e.g. embed_dim divisible by
@@ -114,7 +114,9 @@ class Config:
     __slots__ = FIELDS
 
     def __init__(self, **overrides):
-        self._load_c(_lib.lib.ijepa_config_default())
+        c = _lib.ijepa_config(struct_size=ctypes_sizeof_config)
+        check(_lib.lib.ijepa_config_default(c), "ijepa_config_default")
+        self._load_c(c)
         self.update(**overrides)
 
     # -- construction ----------------------------------------------------------------------
@@ -123,7 +125,7 @@ class Config:
         """A named preset (see :data:`ijepa.config.PRESETS`) with keyword overrides."""
         if not isinstance(name, str):
             raise InvalidArgumentError("preset name must be a str, got %r" % (name,))
-        c = _lib.ijepa_config()
+        c = _lib.ijepa_config(struct_size=ctypes_sizeof_config)
         check(_lib.lib.ijepa_config_preset(name.encode("utf-8"), c), "ijepa_config_preset")
         self = cls.__new__(cls)
         self._load_c(c)

@@ -143,7 +143,7 @@ class Model:
         self._handle = _Handle(ptr)
         self._lock = threading.RLock()
         self._flat = {}
-        c = _lib.ijepa_config()
+        c = _lib.ijepa_config(struct_size=ctypes.sizeof(_lib.ijepa_config))
         check(_lib.lib.ijepa_model_get_config(ptr, ctypes.byref(c)), "ijepa_model_get_config")
         self._config = Config.from_c(c)
         self._n_threads = self._config.n_threads

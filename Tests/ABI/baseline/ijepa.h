@@ -25,8 +25,15 @@
  *   Layouts     Images are float32 NCHW [batch][in_chans][image_size][image_size], already
  *               normalized. Patch index n = row * grid + col, grid = image_size / patch_size.
  *   Numbers     All parameters, gradients, optimizer state and activations are float32.
- *   Versioning  IJEPA_ABI_VERSION changes only on incompatible changes. Structs begin with
- *               struct_size (where present) and fields are only ever appended.
+ *   Versioning  IJEPA_ABI_VERSION changes only on incompatible changes (make test holds the ABI
+ *               still against a baseline, Tests/ABI). Structs that may grow begin with
+ *               struct_size, and fields are only ever appended. The CALLER sets struct_size to
+ *               the sizeof of its own struct, for inputs and outputs alike:
+ *                   ijepa_config c = {.struct_size = sizeof c};
+ *                   ijepa_config_preset("vit_base", &c);
+ *               The library reads only the fields that size covers (later ones take their
+ *               defaults) and writes only those (a program built against an older header is
+ *               never written past its struct). Structs without struct_size never change.
  */
 #ifndef IJEPA_H
 #define IJEPA_H
@@ -65,7 +72,7 @@ const char *ijepa_last_error(void);
 
 /* ---- configuration ------------------------------------------------------------------- */
 typedef struct ijepa_config {
-    uint32_t struct_size;                 /* set by ijepa_config_default / _preset           */
+    uint32_t struct_size;                 /* sizeof(ijepa_config), set by the caller          */
     int32_t  image_size, patch_size, in_chans;
     int32_t  embed_dim, depth, num_heads;
     float    mlp_ratio;                   /* encoder MLP; the predictor's is 4, as official  */
@@ -83,12 +90,13 @@ typedef struct ijepa_config {
                                              0 (default): contexts cut to the batch minimum  */
 } ijepa_config;
 
-/* The official recipe's defaults on a vit_tiny-sized model (224 px, patch 16, 192 x 12,
- * predictor 384 x 6, masks enc 0.85-1.0 / pred 0.15-0.2 / aspect 0.75-1.5, 1 context and
- * 4 targets, min_keep 10, lr 2e-4 -> 1e-3 -> 1e-6, wd 0.04 -> 0.4, EMA 0.996 -> 1.0). */
-ijepa_config ijepa_config_default(void);
-/* Fills *out with a named preset: "vit_tiny", "vit_small", "vit_base", "vit_large",
- * "vit_huge", "vit_giant", "fmnist_tiny", "fmnist_tiny_ragged", "tiny32".
+/* Fills *out with the official recipe's defaults on a vit_tiny-sized model (224 px, patch 16,
+ * 192 x 12, predictor 384 x 6, masks enc 0.85-1.0 / pred 0.15-0.2 / aspect 0.75-1.5, 1 context
+ * and 4 targets, min_keep 10, lr 2e-4 -> 1e-3 -> 1e-6, wd 0.04 -> 0.4, EMA 0.996 -> 1.0).
+ * out->struct_size is set by the caller, at least 152 (see Versioning above). */
+int ijepa_config_default(ijepa_config *out);
+/* Fills *out (out->struct_size set by the caller) with a named preset: "vit_tiny", "vit_small",
+ * "vit_base", "vit_large", "vit_huge", "vit_giant", "fmnist_tiny", "fmnist_tiny_ragged", "tiny32".
  * "fmnist_tiny_ragged" is "fmnist_tiny" with ragged_context = 1 (not the official code; the
  * better features at 20 epochs on Fashion-MNIST, docs/ragged.md). IJEPA_ERR_INVALID_ARGUMENT
  * for other names. */
@@ -101,13 +109,13 @@ typedef struct ijepa_model ijepa_model;
  * state) initialized as the official training path does, from cfg->seed. cfg is copied.
  * Handles are opaque ids, never reused: a freed handle is rejected (IJEPA_ERR_INVALID_ARGUMENT)
  * even after new models were created.
- * cfg->struct_size must be at least the size of the first release of ijepa_config.
+ * cfg->struct_size must be at least the size of the first release of ijepa_config, 152 bytes.
  * On success *out owns the model; release it with ijepa_model_free. */
 int  ijepa_model_create(const ijepa_config *cfg, ijepa_model **out);
 /* Releases a model and everything it owns. NULL is a no-op. */
 void ijepa_model_free(ijepa_model *m);
-/* Copies the model's config into *out (out->struct_size is set; n_threads is the current
- * value, see ijepa_model_set_n_threads). */
+/* Copies the model's config into *out, the fields out->struct_size covers (set by the caller;
+ * n_threads is the current value, see ijepa_model_set_n_threads). */
 int  ijepa_model_get_config(const ijepa_model *m, ijepa_config *out);
 /* Threads used by this model's kernels; <= 0 means all cores. */
 int  ijepa_model_set_n_threads(ijepa_model *m, int32_t n_threads);
