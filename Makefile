@@ -18,7 +18,8 @@ SWIFT ?= swift
 PYTHON ?= python3
 CC ?= cc
 
-VERSION := 0.1.0
+# the library's version: defined once, in Sources/IJEPACore/Checkpoint.swift
+VERSION := $(shell sed -n 's/^public let libraryVersionString = "\(.*\)"/\1/p' Sources/IJEPACore/Checkpoint.swift)
 ABI := 1
 PREFIX ?= /usr/local
 DESTDIR ?=

@@ -6,12 +6,11 @@ import Synchronization
 // Status codes, the per-thread last-error message, and the wrapper that turns every thrown
 // error into a status: nothing thrown inside the library crosses the C boundary.
 
-let libraryVersion: StaticString = "0.1.0"
 
 /// Process-lifetime C strings (never freed).
 func permanentCString(_ s: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(s)!) }
 
-nonisolated(unsafe) let versionCString = permanentCString("\(libraryVersion)")
+nonisolated(unsafe) let versionCString = permanentCString(libraryVersionString)
 nonisolated(unsafe) let emptyCString = permanentCString("")
 nonisolated(unsafe) let statusCStrings: [UnsafePointer<CChar>] = [
     "ok", "invalid argument", "shape mismatch", "out of memory", "I/O error", "bad file format",

@@ -17,6 +17,7 @@ from conftest import PYDIR, ROOT
 
 def test_version_and_abi():
     assert re.fullmatch(r"\d+\.\d+\.\d+", ijepa.version())
+    assert ijepa.__version__ == ijepa.version(), "the package's version is the library's"
     assert ijepa.abi_version() == ijepa.ABI_VERSION == 1
     assert os.path.exists(ijepa.library_path) or "/" not in ijepa.library_path
 
