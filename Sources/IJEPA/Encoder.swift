@@ -88,10 +88,13 @@ public final class Encoder: CustomStringConvertible {
     /// Which encoder of a training run these weights are; nil when the file does not say
     /// (Hugging Face and timm releases hold the official checkpoints' context encoder).
     public var trainedAs: Model.Encoder? { core.which.map { $0 == .target ? .target : .context } }
-    /// Threads of the kernels (values <= 0 mean all cores).
-    public var nThreads: Int {
-        get { core.nThreads }
-        set { core.nThreads = newValue }
+    /// Threads of the kernels (always >= 1).
+    public var nThreads: Int { core.nThreads }
+
+    /// Sets the threads: <= 0 means all cores; more than 1024 is `.invalidArgument`.
+    public func setThreads(_ n: Int) throws(IJEPAError) {
+        let c = core
+        try engine { try c.setThreads(n) }
     }
 
     public var description: String {

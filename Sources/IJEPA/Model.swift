@@ -164,12 +164,12 @@ public final class Model: CustomStringConvertible {
     /// Floats in one input image, `inChans * imageSize * imageSize`.
     public var floatsPerImage: Int { core.config.inChans * core.config.imageSize * core.config.imageSize }
 
-    /// Threads used by this model's kernels (always >= 1 when read). Setting a value <= 0
-    /// means all cores; values above 1024 are clamped to 1024.
-    public var nThreads: Int {
-        get { core.nThreads }
-        set { core.nThreads = min(newValue, 1024) }
-    }
+    /// Threads used by this model's kernels (always >= 1).
+    public var nThreads: Int { core.nThreads }
+
+    /// Sets the threads of this model's kernels: <= 0 means all cores; more than 1024 is
+    /// `.invalidArgument` (the same rule as the C ABI and the config).
+    public func setThreads(_ n: Int) throws(IJEPAError) { try core.setThreads(n) }
 
     /// Whether a `forwardBackward` has produced gradients that no `optimizerStep` has consumed.
     public var hasPendingGradients: Bool { core.gradsReady }
@@ -398,9 +398,7 @@ public final class Model: CustomStringConvertible {
     public func encodeLayers(images: [Float], batch: Int, lastK: Int, encoder: Encoder = .target)
         throws(IJEPAError) -> [Float]
     {
-        if lastK < 1 || lastK > core.config.depth {
-            throw IJEPAError.invalidArgument("lastK must be in 1...depth (\(core.config.depth)), got \(lastK)")
-        }
+        try IJEPACore.Model.checkLastK(lastK, depth: core.config.depth)   // before the output is allocated
         return try withImages(images) { (b) throws(IJEPAError) in
             let img = try checkImages(b, batch)
             let (n, overflow) = batch.multipliedReportingOverflow(by: lastK * core.config.embedDim)
@@ -433,14 +431,8 @@ public final class Model: CustomStringConvertible {
 
     // MARK: internals
 
-    /// Largest batch accepted (the same bound as the C ABI).
-    static let maxBatch = 1 << 20
-
-    static func checkBatch(_ batch: Int) throws(IJEPAError) {
-        if batch < 1 || batch > maxBatch {
-            throw IJEPAError.invalidArgument("batch must be in 1...\(maxBatch), got \(batch)")
-        }
-    }
+    /// The engine's batch rule, before any size is computed from the batch.
+    static func checkBatch(_ batch: Int) throws(IJEPAError) { try IJEPACore.Model.checkBatch(batch) }
 
     /// Checks batch and image count; returns the images' base address.
     private func checkImages(_ images: UnsafeBufferPointer<Float>, _ batch: Int) throws(IJEPAError)

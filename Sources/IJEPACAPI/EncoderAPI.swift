@@ -89,7 +89,7 @@ public func ijepa_encoder_get_info(_ e: OpaquePointer?, _ out: UnsafeMutablePoin
 
 @c @implementation
 public func ijepa_encoder_set_n_threads(_ e: OpaquePointer?, _ n_threads: Int32) -> Int32 {
-    guarded { try encoderBox(e).nThreads = Int(n_threads) }
+    guarded { try encoderBox(e).setThreads(Int(n_threads)) }
 }
 
 @c @implementation

@@ -56,10 +56,9 @@ func droppingGradientsOnError(_ b: ModelBox, _ body: () throws -> Void) throws {
     }
 }
 
-let maxBatch = 1 << 20
-
+/// The engine's batch rule (Model.checkBatch), applied before any size is computed from it.
 func checkBatch(_ batch: Int32) throws -> Int {
-    if batch < 1 || Int(batch) > maxBatch { throw invalid("batch must be in 1...\(maxBatch), got \(batch)") }
+    try Model.checkBatch(Int(batch))
     return Int(batch)
 }
 
@@ -163,8 +162,7 @@ public func ijepa_model_get_config(_ m: OpaquePointer?, _ out: UnsafeMutablePoin
 public func ijepa_model_set_n_threads(_ m: OpaquePointer?, _ n_threads: Int32) -> Int32 {
     guarded {
         let b = try box(m)
-        if n_threads > 1024 { throw invalid("n_threads must be <= 1024, got \(n_threads)") }
-        b.model.nThreads = Int(n_threads)
+        try b.model.setThreads(Int(n_threads))
     }
 }
 
@@ -466,8 +464,6 @@ public func ijepa_encode_layers(_ m: OpaquePointer?, _ images: UnsafePointer<Flo
         guard let kind = EncoderKind(rawValue: Int(which_encoder)) else {
             throw invalid("which_encoder must be IJEPA_TARGET_ENCODER (0) or IJEPA_CONTEXT_ENCODER (1), got \(which_encoder)")
         }
-        let depth = b.model.config.depth
-        if last_k < 1 || Int(last_k) > depth { throw invalid("last_k must be in 1...depth (\(depth)), got \(last_k)") }
         guard let pooled else { throw invalid("pooled is NULL") }
         try b.model.encodeLayers(images: img, batch: B, encoder: kind, lastK: Int(last_k), pooled: pooled)
     }

@@ -87,7 +87,7 @@ public func randomResizedCrop(_ images: UnsafePointer<Float>, batch B: Int, chan
 public func validateAugmentArguments(batch: Int, channels: Int, height: Int, width: Int, outH: Int, outW: Int,
                                      outNames: (String, String) = ("out_size", "out_size")) throws {
     func bad(_ m: String) -> IJEPAError { .invalidArgument(m) }
-    if batch < 1 || batch > 1 << 20 { throw bad("batch must be in 1...\(1 << 20), got \(batch)") }
+    do { try Model.checkBatch(batch) } catch { throw bad(error.message) }
     if channels < 1 || channels > 64 { throw bad("channels must be in 1...64, got \(channels)") }
     for (v, n) in [(height, "height"), (width, "width"), (outH, outNames.0), (outW, outNames.1)] where v < 1 || v > 16384 {
         throw bad("\(n) must be in 1...16384, got \(v)")

@@ -156,6 +156,6 @@ public struct ModelConfig: Equatable, Sendable {
         if warmupSteps < 0 || warmupSteps > totalSteps {
             throw bad("warmup_steps must be in 0...total_steps (\(totalSteps)), got \(warmupSteps)")
         }
-        if nThreads > 1024 { throw bad("n_threads must be <= 1024, got \(nThreads)") }
+        do { _ = try Exec.threads(nThreads) } catch { throw bad(error.message) }
     }
 }

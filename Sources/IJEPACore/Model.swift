@@ -105,20 +105,31 @@ public final class Model {
         collator = try MaskCollator(config: config)
         // allocated after the last statement that can throw: a failed init runs no deinit
         tensorSquares = .allocate(capacity: max(1, layout.tensors.count))
-        exec = Exec(threads: config.nThreads > 0 ? config.nThreads : Exec.hardwareThreads)
+        exec = Exec(threads: try Exec.threads(config.nThreads))
         initializeWeights(seed: config.seed)
     }
 
     deinit { tensorSquares.deallocate() }
 
     /// Threads of this model's kernels (values <= 0 mean all cores; at most 1024).
-    public var nThreads: Int {
-        get { exec.threads }
-        set {
-            let n = min(newValue, 1024)
-            config.nThreads = n
-            exec = Exec(threads: n > 0 ? n : Exec.hardwareThreads)
-        }
+    public var nThreads: Int { exec.threads }
+
+    /// Sets the threads of this model's kernels (Exec.threads' rule: <= 0 all cores, at most 1024).
+    public func setThreads(_ n: Int) throws(IJEPAError) {
+        let t = try Exec.threads(n)
+        config.nThreads = n
+        exec = Exec(threads: t)
+    }
+
+    /// The batch rule of every step and encode: 1 ... 2^20 images per call.
+    public static let maxBatch = 1 << 20
+    public static func checkBatch(_ B: Int) throws(IJEPAError) {
+        if B < 1 || B > maxBatch { throw .invalidArgument("batch must be in 1...\(maxBatch), got \(B)") }
+    }
+
+    /// The last_k rule of encode_layers: 1 ... depth blocks.
+    public static func checkLastK(_ k: Int, depth: Int) throws(IJEPAError) {
+        if k < 1 || k > depth { throw .invalidArgument("last_k must be in 1...depth (\(depth)), got \(k)") }
     }
 
     /// The official training path's init (its three stages, the last undoing the second): Linear and conv weights N(0, 0.02²), biases 0,

@@ -18,7 +18,7 @@ extension Model {
     /// pooled: [B, D] mean over the N tokens (or nil).
     public func encode(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind,
                        tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
-        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        try Self.checkBatch(B)
         try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
         let c = config
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
@@ -40,8 +40,8 @@ extension Model {
     public func encodeLayers(images: UnsafePointer<Float>, batch B: Int, encoder: EncoderKind, lastK: Int,
                              pooled: UnsafeMutablePointer<Float>) throws {
         let c = config
-        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
-        if lastK < 1 || lastK > c.depth { throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(c.depth)), got \(lastK)") }
+        try Self.checkBatch(B)
+        try Self.checkLastK(lastK, depth: c.depth)
         try checkMemory(activationFloats(batch: B, kEnc: 0, kPred: 0))
         try Self.checkFinite(images, B * c.inChans * c.imageSize * c.imageSize, "images")
         setBLASThreads()

@@ -20,6 +20,13 @@ public final class Exec: @unchecked Sendable {
 
     public static var hardwareThreads: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// The thread-count rule of every model, encoder and config: n <= 0 means all cores, at
+    /// most 1024. Returns the threads to run.
+    public static func threads(_ n: Int) throws(IJEPAError) -> Int {
+        if n > 1024 { throw .invalidArgument("n_threads must be <= 1024 (<= 0: all cores), got \(n)") }
+        return n > 0 ? n : hardwareThreads
+    }
+
     /// Memory available to new allocations (MemAvailable of /proc/meminfo; physical memory
     /// where that cannot be read), in bytes.
     public static var availableMemory: Double {

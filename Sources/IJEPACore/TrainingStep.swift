@@ -46,7 +46,7 @@ extension Model {
             throw IJEPAError.state("accumulate needs the gradients of a previous forward_backward of this step (the first batch of a step does not accumulate)")
         }
         if !(weight.isFinite && weight > 0) { throw IJEPAError.invalidArgument("weight must be finite and > 0, got \(weight)") }
-        if B <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(B)") }
+        try Self.checkBatch(B)
         try checkMasks(masks, batch: B)
         try checkMemory(activationFloats(batch: B, kEnc: masks.kEnc, kPred: masks.kPred))
         let c = config
@@ -300,7 +300,7 @@ extension Model {
         }
         let saved = collator
         do {
-            if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+            try Self.checkBatch(batch)
             let c = config
             try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
             try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext, into: &sampledMasks,
@@ -337,7 +337,7 @@ extension Model {
     public func trainStep(images: UnsafePointer<Float>, batch: Int, microBatch: Int, masks: MaskSet? = nil,
                           ragged: Bool? = nil) throws -> StepStats {
         if microBatch < 1 { throw IJEPAError.invalidArgument("micro_batch must be >= 1, got \(microBatch)") }
-        if batch <= 0 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+        try Self.checkBatch(batch)
         let c = config
         let perImage = c.inChans * c.imageSize * c.imageSize
         try Self.checkFinite(images, batch * perImage, "images")

@@ -69,7 +69,7 @@ public final class ViTEncoder {
         }
         weights = try FloatBuffer(count: layout.totalCount)
         pos = try FloatBuffer(count: grid * grid * shape.embedDim)
-        exec = Exec(threads: threads > 0 ? min(threads, 1024) : Exec.hardwareThreads)
+        exec = Exec(threads: try Exec.threads(threads))
     }
 
     /// A copy of a training model's target or context encoder (later steps do not change it).
@@ -99,10 +99,10 @@ public final class ViTEncoder {
     public var imageSize: Int { grid * shape.patchSize }
 
     /// Threads of this encoder's kernels (values <= 0 mean all cores; at most 1024).
-    public var nThreads: Int {
-        get { exec.threads }
-        set { exec = Exec(threads: newValue > 0 ? min(newValue, 1024) : Exec.hardwareThreads) }
-    }
+    public var nThreads: Int { exec.threads }
+
+    /// Sets the threads of this encoder's kernels (Exec.threads' rule).
+    public func setThreads(_ n: Int) throws(IJEPAError) { exec = Exec(threads: try Exec.threads(n)) }
 
     /// Tokens of an image of height × width pixels: whole patches only.
     public func numTokens(height: Int, width: Int) throws -> Int {
@@ -145,7 +145,7 @@ public final class ViTEncoder {
     }
 
     private func check(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int) throws -> PatchGrid {
-        if batch < 1 { throw IJEPAError.invalidArgument("batch must be >= 1, got \(batch)") }
+        try Model.checkBatch(batch)
         _ = try numTokens(height: height, width: width)
         let (n, o) = (batch * shape.inChans).multipliedReportingOverflow(by: height * width)
         if o || n > 1 << 40 { throw IJEPAError.shape("a batch of \(batch) images of \(shape.inChans)x\(height)x\(width) is too large") }
@@ -176,9 +176,7 @@ public final class ViTEncoder {
     /// Features of the last `lastK` blocks, [batch, lastK, D] (see EncodePass.layers).
     public func encodeLayers(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int, lastK: Int,
                              pooled: UnsafeMutablePointer<Float>) throws {
-        if lastK < 1 || lastK > shape.depth {
-            throw IJEPAError.invalidArgument("last_k must be in 1...depth (\(shape.depth)), got \(lastK)")
-        }
+        try Model.checkLastK(lastK, depth: shape.depth)
         let g = try check(images: images, batch: batch, height: height, width: width)
         let n = g.tokens, D = shape.embedDim, perImage = shape.inChans * height * width
         let per = try chunkImages(tokens: n, batch: batch)

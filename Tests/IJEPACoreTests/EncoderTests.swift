@@ -179,7 +179,7 @@ final class EncoderTests: XCTestCase {
         let image = randomArray(c.inChans * 64 * 64, &rng), n = 64, D = 96
         var ref: [[Float]] = []
         for threads in [1, 2, 3] {
-            enc.nThreads = threads
+            try enc.setThreads(threads)
             var tokens = [Float](repeating: .nan, count: n * D), layers = [Float](repeating: .nan, count: 3 * D)
             try enc.encode(images: image, batch: 1, height: 64, width: 64, tokens: &tokens, pooled: nil)
             try enc.encodeLayers(images: image, batch: 1, height: 64, width: 64, lastK: 3, pooled: &layers)

@@ -209,13 +209,14 @@ final class ModelTests: XCTestCase {
         c.nThreads = 2
         let model = try Model(config: c)
         XCTAssertEqual(model.nThreads, 2)
-        model.nThreads = 1
+        try model.setThreads(1)
         XCTAssertEqual(model.nThreads, 1)
-        model.nThreads = 0
+        XCTAssertEqual(model.config.nThreads, 1, "config follows the thread setting")
+        try model.setThreads(0)
         XCTAssertGreaterThanOrEqual(model.nThreads, 1)
-        model.nThreads = 1_000_000
-        XCTAssertEqual(model.nThreads, 1024)
-        XCTAssertEqual(model.config.nThreads, 1024, "config follows the thread setting")
+        // the C ABI's and the config's rule: more than 1024 is refused, nothing changes
+        assertThrows(-1, "1e6 threads") { () throws(IJEPAError) in try model.setThreads(1_000_000) }
+        XCTAssertEqual(model.config.nThreads, 0)
         XCTAssertTrue(model.description.contains("24px/4"), model.description)
     }
 }

@@ -250,9 +250,9 @@ class Model:
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
             raise InvalidArgumentError("n_threads must be an integer, got %r" % (n,))
         n = int(n)
-        if n > 1024:
-            raise InvalidArgumentError("n_threads must be <= 1024, got %d" % n)
-        n = max(n, -1)
+        if not -(1 << 31) <= n < (1 << 31):
+            raise InvalidArgumentError("n_threads must fit in 32 bits, got %d" % n)
+        # (the library owns the rule: <= 0 all cores, at most 1024)
         with self._lock:
             check(_lib.lib.ijepa_model_set_n_threads(self._ptr(), n), "ijepa_model_set_n_threads")
             self._n_threads = n
@@ -488,12 +488,14 @@ class Model:
         if isinstance(last_k, (bool, np.bool_)) or not isinstance(last_k, numbers.Integral):
             raise InvalidArgumentError("last_k must be an integer, got %r" % (last_k,))
         last_k = int(last_k)
+        if not -(1 << 31) <= last_k < (1 << 31):
+            raise InvalidArgumentError("last_k must fit in 32 bits, got %d" % last_k)
         depth = self._config.depth
-        if not 1 <= last_k <= depth:  # checked before the output is allocated
-            raise InvalidArgumentError("last_k must be in 1..depth (%d), got %d" % (depth, last_k))
+        # (the library owns the range rule: an out-of-range value gets a small output it refuses to fill)
+        rows = last_k if 1 <= last_k <= depth else 1
         x = self._images(images)
         B, D = x.shape[0], self._embed_dim
-        out = np.empty((B, last_k * D), dtype=np.float32)
+        out = np.empty((B, rows * D), dtype=np.float32)
         with self._lock:
             check(fn(self._ptr(), x.ctypes.data_as(_FLOAT_P), B, _ENCODERS[key], last_k,
                      out.ctypes.data_as(_FLOAT_P)), "ijepa_encode_layers")
