@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)n * h * w; i++) train[i] = raw[i] / 255.0f;
     free(raw);
 
-    ijepa_config cfg;
+    ijepa_config cfg = {.struct_size = sizeof cfg};
     CHECK(ijepa_config_preset("fmnist_tiny", &cfg));
     cfg.total_steps = steps;
     cfg.warmup_steps = steps / 10 > 0 ? steps / 10 : 1;
