@@ -244,61 +244,63 @@ public func ijepa_ragged_masks_free(_ masks: UnsafeMutablePointer<ijepa_ragged_m
 
 // MARK: training
 
+/// The training entry points' common path: the model, batch and images checked, the caller's
+/// masks (uniform or ragged; nil: the model samples them) copied, then one step, in micro-batches
+/// when microBatch is given.
+func trainStepC(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32, microBatch: Int32? = nil,
+                ragged: Bool?, _ masks: (ModelBox, Int) throws -> MaskSet?,
+                _ stats: UnsafeMutablePointer<ijepa_step_stats>?) throws {
+    let b = try box(m)
+    let B = try checkBatch(batch)
+    let img = try checkImages(images, b.model, B)
+    let mk = try masks(b, B)
+    if let microBatch {
+        writeStats(try b.model.trainStep(images: img, batch: B, microBatch: Int(microBatch), masks: mk, ragged: ragged), stats)
+    } else {
+        writeStats(try b.model.trainStep(images: img, batch: B, masks: mk, ragged: ragged), stats)
+    }
+}
+
+/// The same for the forward_backward entry points (gradients: overwritten with weight × this
+/// batch's, or that added when accumulate); any error leaves none pending.
+func forwardBackwardC(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32, ragged: Bool?,
+                      accumulate: Bool = false, weight: Float = 1, _ masks: (ModelBox, Int) throws -> MaskSet?,
+                      _ loss: UnsafeMutablePointer<Float>?) throws {
+    let b = try box(m)
+    try droppingGradientsOnError(b) {
+        let B = try checkBatch(batch)
+        let img = try checkImages(images, b.model, B)
+        let mk = try masks(b, B)
+        // (evaluated before the assignment: `loss?.pointee = try …` would skip the call for NULL)
+        let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: ragged, accumulate: accumulate,
+                                            weight: weight)
+        loss?.pointee = l
+    }
+}
+
 @c @implementation
 public func ijepa_train_step(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
                              _ masks: UnsafePointer<ijepa_masks>?, _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
-    guarded {
-        let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b, batch: B)
-        let s = try b.model.trainStep(images: img, batch: B, masks: mk)
-        writeStats(s, stats)
-    }
+    guarded { try trainStepC(m, images, batch, ragged: nil, { try masksFromC(masks, $0, batch: $1) }, stats) }
 }
 
 @c @implementation
 public func ijepa_forward_backward(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
                                    _ masks: UnsafePointer<ijepa_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
-    guarded {
-        let b = try box(m)
-        try droppingGradientsOnError(b) {
-            let B = try checkBatch(batch)
-            let img = try checkImages(images, b.model, B)
-            let mk = try masksFromC(masks, b, batch: B)
-            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk)
-            loss?.pointee = l
-        }
-    }
+    guarded { try forwardBackwardC(m, images, batch, ragged: nil, { try masksFromC(masks, $0, batch: $1) }, loss) }
 }
 
 @c @implementation
 public func ijepa_train_step_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
                                     _ masks: UnsafePointer<ijepa_ragged_masks>?,
                                     _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
-    guarded {
-        let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b, batch: B)
-        let s = try b.model.trainStep(images: img, batch: B, masks: mk, ragged: true)
-        writeStats(s, stats)
-    }
+    guarded { try trainStepC(m, images, batch, ragged: true, { try raggedMasksFromC(masks, $0, batch: $1) }, stats) }
 }
 
 @c @implementation
 public func ijepa_forward_backward_ragged(_ m: OpaquePointer?, _ images: UnsafePointer<Float>?, _ batch: Int32,
                                           _ masks: UnsafePointer<ijepa_ragged_masks>?, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
-    guarded {
-        let b = try box(m)
-        try droppingGradientsOnError(b) {
-            let B = try checkBatch(batch)
-            let img = try checkImages(images, b.model, B)
-            let mk = try raggedMasksFromC(masks, b, batch: B)
-            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true)
-            loss?.pointee = l
-        }
-    }
+    guarded { try forwardBackwardC(m, images, batch, ragged: true, { try raggedMasksFromC(masks, $0, batch: $1) }, loss) }
 }
 
 @c @implementation
@@ -306,11 +308,7 @@ public func ijepa_train_step_accumulate(_ m: OpaquePointer?, _ images: UnsafePoi
                                         _ micro_batch: Int32, _ masks: UnsafePointer<ijepa_masks>?,
                                         _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
     guarded {
-        let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try masksFromC(masks, b, batch: B)
-        writeStats(try b.model.trainStep(images: img, batch: B, microBatch: Int(micro_batch), masks: mk), stats)
+        try trainStepC(m, images, batch, microBatch: micro_batch, ragged: nil, { try masksFromC(masks, $0, batch: $1) }, stats)
     }
 }
 
@@ -319,11 +317,8 @@ public func ijepa_train_step_accumulate_ragged(_ m: OpaquePointer?, _ images: Un
                                                _ micro_batch: Int32, _ masks: UnsafePointer<ijepa_ragged_masks>?,
                                                _ stats: UnsafeMutablePointer<ijepa_step_stats>?) -> Int32 {
     guarded {
-        let b = try box(m)
-        let B = try checkBatch(batch)
-        let img = try checkImages(images, b.model, B)
-        let mk = try raggedMasksFromC(masks, b, batch: B)
-        writeStats(try b.model.trainStep(images: img, batch: B, microBatch: Int(micro_batch), masks: mk, ragged: true), stats)
+        try trainStepC(m, images, batch, microBatch: micro_batch, ragged: true,
+                       { try raggedMasksFromC(masks, $0, batch: $1) }, stats)
     }
 }
 
@@ -332,14 +327,8 @@ public func ijepa_forward_backward_accumulate(_ m: OpaquePointer?, _ images: Uns
                                               _ masks: UnsafePointer<ijepa_masks>?, _ weight: Float, _ accumulate: Int32,
                                               _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
-        let b = try box(m)
-        try droppingGradientsOnError(b) {
-            let B = try checkBatch(batch)
-            let img = try checkImages(images, b.model, B)
-            let mk = try masksFromC(masks, b, batch: B)
-            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, accumulate: accumulate != 0, weight: weight)
-            loss?.pointee = l
-        }
+        try forwardBackwardC(m, images, batch, ragged: nil, accumulate: accumulate != 0, weight: weight,
+                             { try masksFromC(masks, $0, batch: $1) }, loss)
     }
 }
 
@@ -348,15 +337,8 @@ public func ijepa_forward_backward_accumulate_ragged(_ m: OpaquePointer?, _ imag
                                                      _ masks: UnsafePointer<ijepa_ragged_masks>?, _ weight: Float,
                                                      _ accumulate: Int32, _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
-        let b = try box(m)
-        try droppingGradientsOnError(b) {
-            let B = try checkBatch(batch)
-            let img = try checkImages(images, b.model, B)
-            let mk = try raggedMasksFromC(masks, b, batch: B)
-            let l = try b.model.forwardBackward(images: img, batch: B, masks: mk, ragged: true, accumulate: accumulate != 0,
-                                                weight: weight)
-            loss?.pointee = l
-        }
+        try forwardBackwardC(m, images, batch, ragged: true, accumulate: accumulate != 0, weight: weight,
+                             { try raggedMasksFromC(masks, $0, batch: $1) }, loss)
     }
 }
 

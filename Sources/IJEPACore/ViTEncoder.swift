@@ -154,22 +154,32 @@ public final class ViTEncoder {
         return PatchGrid(height: height, width: width, patch: shape.patchSize)
     }
 
-    /// Encodes float32 NCHW images [batch, C, height, width]. tokens [batch, n, D] after the
-    /// final norm (or nil); pooled [batch, D], their mean (or nil). Batches run in chunks.
-    public func encode(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                       tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
+    /// Checks the call, then runs `body(firstImage, images, grid, positionTable)` over chunks of
+    /// the batch whose activations fit (see chunkImages).
+    private func inChunks(_ images: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                          _ body: (Int, Int, PatchGrid, CFPtr) throws -> Void) throws {
         let g = try check(images: images, batch: batch, height: height, width: width)
-        let n = g.tokens, D = shape.embedDim, perImage = shape.inChans * height * width
-        let per = try chunkImages(tokens: n, batch: batch)
+        let per = try chunkImages(tokens: g.tokens, batch: batch)
         let table = try positions(for: g)
         var b0 = 0
         while b0 < batch {
             let B = min(per, batch - b0)
+            try body(b0, B, g, table)
+            b0 += B
+        }
+    }
+
+    /// Encodes float32 NCHW images [batch, C, height, width]. tokens [batch, n, D] after the
+    /// final norm (or nil); pooled [batch, D], their mean (or nil). Batches run in chunks.
+    public func encode(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                       tokens: UnsafeMutablePointer<Float>?, pooled: UnsafeMutablePointer<Float>?) throws {
+        let D = shape.embedDim, perImage = shape.inChans * height * width
+        try inChunks(images, batch: batch, height: height, width: width) { b0, B, g, table in
+            let n = g.tokens
             let out = try pass.tokens(images + b0 * perImage, batch: B, grid: g, shape: shape, weights: weights.ptr,
                                       offsets: layout.encoder, pos: table, into: tokens.map { $0 + b0 * n * D }, exec)
             try Model.checkFinite(out, B * n * D, "the encoder outputs (are the weights finite?)")
             if let pooled { try pass.meanPool(out, batch: B, tokens: n, dim: D, into: pooled + b0 * D) }
-            b0 += B
         }
     }
 
@@ -177,16 +187,10 @@ public final class ViTEncoder {
     public func encodeLayers(images: UnsafePointer<Float>, batch: Int, height: Int, width: Int, lastK: Int,
                              pooled: UnsafeMutablePointer<Float>) throws {
         try Model.checkLastK(lastK, depth: shape.depth)
-        let g = try check(images: images, batch: batch, height: height, width: width)
-        let n = g.tokens, D = shape.embedDim, perImage = shape.inChans * height * width
-        let per = try chunkImages(tokens: n, batch: batch)
-        let table = try positions(for: g)
-        var b0 = 0
-        while b0 < batch {
-            let B = min(per, batch - b0)
+        let D = shape.embedDim, perImage = shape.inChans * height * width
+        try inChunks(images, batch: batch, height: height, width: width) { b0, B, g, table in
             try pass.layers(images + b0 * perImage, batch: B, grid: g, shape: shape, weights: weights.ptr,
                             offsets: layout.encoder, pos: table, lastK: lastK, into: pooled + b0 * lastK * D, exec)
-            b0 += B
         }
     }
 }

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _lib
 from .errors import InvalidArgumentError, ShapeError, StateError, check
-from .model import Model, _path_bytes
+from .model import Model, _OwnsHandle, _need, _path_bytes
 
 __all__ = ["Encoder", "Preprocess", "preprocess", "SOURCES", "POS_INTERPOLATIONS"]
 
@@ -35,14 +35,6 @@ SOURCES = {_lib.IJEPA_SOURCE_MODEL: "model", _lib.IJEPA_SOURCE_CHECKPOINT: "chec
 POS_INTERPOLATIONS = {"auto": _lib.IJEPA_POS_AUTO, "bicubic": _lib.IJEPA_POS_BICUBIC,
                       "bicubic_aa": _lib.IJEPA_POS_BICUBIC_AA}
 _POS_NAMES = {v: k for k, v in POS_INTERPOLATIONS.items()}
-
-
-def _need(name):
-    """The library function, or StateError when the loaded library predates it."""
-    if not _lib.has_function(name):
-        raise StateError("the loaded libijepa (%s) has no %s; update the library"
-                         % (_lib.library_path, name))
-    return getattr(_lib.lib, name)
 
 
 def _int32(v, name, allow_none=False):
@@ -240,7 +232,7 @@ def _info_dict(i):
         layer_norm_eps=float(i.layer_norm_eps))
 
 
-class Encoder:
+class Encoder(_OwnsHandle):
     """One pretrained ViT encoder (weights only: no predictor, no optimizer state), for
     feature extraction.
 
@@ -338,20 +330,7 @@ class Encoder:
             if h is not None:
                 h.free()
 
-    @property
-    def closed(self):
-        return getattr(self, "_handle", None) is None
-
-    def __enter__(self):
-        self._ptr()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __reduce__(self):
-        raise TypeError("ijepa.Encoder cannot be pickled; load it again from its file")
+    _pickle_advice = "load it again from its file"
 
     def __repr__(self):
         if self.closed:

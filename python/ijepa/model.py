@@ -102,7 +102,29 @@ def _path_bytes(path, what="path"):
     return p
 
 
-class Model:
+class _OwnsHandle:
+    """What the classes owning a library handle share: ``closed``, the context manager (closes
+    on exit) and a clear refusal to pickle. They define ``_handle``, ``_ptr()`` and ``close()``."""
+
+    _pickle_advice = ""
+
+    @property
+    def closed(self):
+        return getattr(self, "_handle", None) is None
+
+    def __enter__(self):
+        self._ptr()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __reduce__(self):
+        raise TypeError("ijepa.%s cannot be pickled; %s" % (type(self).__name__, self._pickle_advice))
+
+
+class Model(_OwnsHandle):
     """An I-JEPA model: context encoder, predictor, target (EMA) encoder and AdamW state.
 
     ``Model(config)`` creates one initialized as the official training path does, from
@@ -188,20 +210,7 @@ class Model:
             self._handle = None
             self._flat = {}
 
-    @property
-    def closed(self):
-        return getattr(self, "_handle", None) is None
-
-    def __enter__(self):
-        self._ptr()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __reduce__(self):
-        raise TypeError("ijepa.Model cannot be pickled; use save() / Model.load()")
+    _pickle_advice = "use save() / Model.load()"
 
     def __repr__(self):
         if self.closed:
