@@ -137,18 +137,23 @@ examples-test: stage
 python-test: stage py-deps
 	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) -m pytest -q python/tests tools/test_interop.py
 
-# `pip install ./python` alone in a fresh virtual environment (it builds libijepa and bundles it),
-# then the package from another directory with IJEPA_LIBRARY unset: it must find its own copy.
+# `pip install ./python` and `pip install .` alone, each in a fresh virtual environment (they build
+# libijepa and bundle it), then the package from another directory with IJEPA_LIBRARY unset: it
+# must find its own copy.
+PIP_SMOKE = import ijepa, numpy as np; \
+  assert '/venv-install-test/' in ijepa.library_path, ijepa.library_path; \
+  e = ijepa.Encoder.load('$(CURDIR)/Tests/Fixtures/encoders/hf_v5'); \
+  f = e.encode(np.zeros((2, 3, 24, 24), np.float32)); assert f.shape == (2, 32), f.shape; \
+  print('ijepa', ijepa.version(), 'from', ijepa.library_path)
 python-install-test: lib
-	rm -rf $(BUILD)/venv-install-test
-	$(PYTHON) -m venv --system-site-packages $(BUILD)/venv-install-test
-	$(BUILD)/venv-install-test/bin/pip install -q ./python
-	rm -rf python/build python/ijepa.egg-info
-	cd $(BUILD) && env -u IJEPA_LIBRARY venv-install-test/bin/python -c "import ijepa, numpy as np; \
-	  assert ijepa.library_path.startswith('$(CURDIR)/$(BUILD)/venv-install-test/'), ijepa.library_path; \
-	  e = ijepa.Encoder.load('$(CURDIR)/Tests/Fixtures/encoders/hf_v5'); \
-	  f = e.encode(np.zeros((2, 3, 24, 24), np.float32)); assert f.shape == (2, 32), f.shape; \
-	  print('pip install ./python: ijepa', ijepa.version(), 'from', ijepa.library_path)"
+	for src in ./python .; do \
+	  rm -rf $(BUILD)/venv-install-test && \
+	  $(PYTHON) -m venv --system-site-packages $(BUILD)/venv-install-test && \
+	  $(BUILD)/venv-install-test/bin/pip install -q $$src && \
+	  rm -rf python/build python/ijepa.egg-info $(BUILD)/bdist.* $(BUILD)/lib/ijepa && \
+	  (cd $(BUILD) && echo -n "pip install $$src: " && env -u IJEPA_LIBRARY venv-install-test/bin/python -c "$(PIP_SMOKE)") \
+	  || exit 1; \
+	done
 
 # Data-parallel training with MPI (examples/mpi_train.c, examples/mpi_train.py; docs/distributed.md):
 # installs openmpi-bin/libopenmpi-dev (apt) and mpi4py (pip) when missing, then Tests/MPI/run.sh.
