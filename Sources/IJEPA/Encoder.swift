@@ -123,44 +123,42 @@ public final class Encoder: CustomStringConvertible {
         throws(IJEPAError) -> [Float]
     {
         let (h, w) = (height ?? imageSize, width ?? imageSize)
-        let base = try check(images, batch, h, w)
-        let (n, o) = batch.multipliedReportingOverflow(by: max(lastK, 0) * embedDim)
-        if o { throw IJEPAError.outOfMemory("\(batch) x \(lastK) x \(embedDim) output floats overflow") }
-        var out = [Float](repeating: 0, count: n)
+        try IJEPACore.Model.checkLastK(lastK, depth: depth)   // before the output is allocated
+        var out = [Float](repeating: 0, count: try checkedCount(images, batch, h, w, perImage: lastK * embedDim))
         let c = core
-        try engine {
-            try images.withUnsafeBufferPointer { _ in
-                try out.withUnsafeMutableBufferPointer { p in
-                    try c.encodeLayers(images: base, batch: batch, height: h, width: w, lastK: lastK, pooled: p.baseAddress!)
+        try withImages(images) { (p) throws(IJEPAError) in
+            try engine {
+                try out.withUnsafeMutableBufferPointer { o in
+                    try c.encodeLayers(images: p.baseAddress!, batch: batch, height: h, width: w, lastK: lastK,
+                                       pooled: o.baseAddress!)
                 }
             }
         }
         return out
     }
 
-    private func check(_ images: [Float], _ batch: Int, _ h: Int, _ w: Int) throws(IJEPAError) -> UnsafePointer<Float> {
+    /// Checks the batch, the size and the image count; returns the output's float count for
+    /// `perImage` floats per image.
+    private func checkedCount(_ images: [Float], _ batch: Int, _ h: Int, _ w: Int, perImage: Int) throws(IJEPAError) -> Int {
         try Model.checkBatch(batch)
         _ = try numTokens(height: h, width: w)
-        let per = inChans * h * w
-        let (expected, overflow) = batch.multipliedReportingOverflow(by: per)
+        let (expected, overflow) = batch.multipliedReportingOverflow(by: inChans * h * w)
         guard !overflow, images.count == expected else {
             throw IJEPAError.shape("images has \(images.count) floats, expected batch*inChans*height*width = \(batch)*\(inChans)*\(h)*\(w)")
         }
-        // the array's storage outlives the call: `images` is a parameter held by the caller
-        return images.withUnsafeBufferPointer { $0.baseAddress! }
+        return batch * perImage
     }
 
     private func run(_ images: [Float], _ batch: Int, _ height: Int?, _ width: Int?, tokens: Bool) throws(IJEPAError) -> [Float] {
         let (h, w) = (height ?? imageSize, width ?? imageSize)
-        let base = try check(images, batch, h, w)
         let n = try numTokens(height: h, width: w)
-        var out = [Float](repeating: 0, count: batch * (tokens ? n : 1) * embedDim)
+        var out = [Float](repeating: 0, count: try checkedCount(images, batch, h, w, perImage: (tokens ? n : 1) * embedDim))
         let c = core
-        try engine {
-            try images.withUnsafeBufferPointer { _ in
-                try out.withUnsafeMutableBufferPointer { p in
-                    try c.encode(images: base, batch: batch, height: h, width: w,
-                                 tokens: tokens ? p.baseAddress : nil, pooled: tokens ? nil : p.baseAddress)
+        try withImages(images) { (p) throws(IJEPAError) in
+            try engine {
+                try out.withUnsafeMutableBufferPointer { o in
+                    try c.encode(images: p.baseAddress!, batch: batch, height: h, width: w,
+                                 tokens: tokens ? o.baseAddress : nil, pooled: tokens ? nil : o.baseAddress)
                 }
             }
         }
