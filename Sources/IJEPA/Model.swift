@@ -223,10 +223,9 @@ public final class Model: CustomStringConvertible {
         throws(IJEPAError) -> StepStats
     {
         let img = try checkImages(images, batch)
-        return try preservingMaskGenerator { () throws(IJEPAError) -> StepStats in
-            let mk = try resolve(masks, batch)
-            return StepStats(try engine { try core.trainStep(images: img, batch: batch, masks: mk) })
-        }
+        // (the engine samples nil masks, and on any error restores the mask stream)
+        let mk = masks?.core
+        return StepStats(try engine { try core.trainStep(images: img, batch: batch, masks: mk) })
     }
 
     /// One official training step on images in an array; see the `UnsafeBufferPointer` overload.
@@ -296,11 +295,9 @@ public final class Model: CustomStringConvertible {
     {
         do throws(IJEPAError) {
             let img = try checkImages(images, batch)
-            return try preservingMaskGenerator { () throws(IJEPAError) -> Float in
-                let mk = try resolve(masks, batch)
-                return try engine {
-                    try core.forwardBackward(images: img, batch: batch, masks: mk, accumulate: accumulate, weight: weight)
-                }
+            let mk = masks?.core
+            return try engine {
+                try core.forwardBackward(images: img, batch: batch, masks: mk, accumulate: accumulate, weight: weight)
             }
         } catch {
             core.invalidateGradients()
@@ -449,23 +446,6 @@ public final class Model: CustomStringConvertible {
                     + (overflow ? " (overflows)" : " = \(expected)"))
         }
         return base
-    }
-
-    private func resolve(_ masks: Masks?, _ batch: Int) throws(IJEPAError) -> MaskSet {
-        if let masks { return masks.core }
-        return try engine { try core.sampleMasks(batch: batch) }
-    }
-
-    /// Runs `body`; if it throws, puts the mask generator back as it was, so that a failed step
-    /// does not consume a batch of masks.
-    private func preservingMaskGenerator<R>(_ body: () throws(IJEPAError) -> R) throws(IJEPAError) -> R {
-        let saved = core.collator
-        do throws(IJEPAError) {
-            return try body()
-        } catch {
-            core.collator = saved
-            throw error
-        }
     }
 
     private func run(_ images: UnsafeBufferPointer<Float>, _ batch: Int, _ encoder: Encoder, tokens: Bool)

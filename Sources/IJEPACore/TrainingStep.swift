@@ -298,15 +298,21 @@ extension Model {
         if let masks {
             return try forwardBackward(images: images, batch: batch, masks: masks, accumulate: accumulate, weight: weight)
         }
-        let saved = collator
-        do {
+        return try restoringOnError {
             try Self.checkBatch(batch)
             let c = config
             try Self.checkFinite(images, batch * c.inChans * c.imageSize * c.imageSize, "images")
             try collator.sample(batch: batch, ragged: ragged ?? config.raggedContext, into: &sampledMasks,
                                 scratch: &samplerScratch)
             return try forwardBackward(images: images, batch: batch, masks: sampledMasks, accumulate: accumulate, weight: weight)
-        } catch {
+        }
+    }
+
+    /// Runs body; on any error the mask stream is put back as it was and no gradients are
+    /// pending: a failed call consumes no masks and leaves nothing for optimizer_step.
+    func restoringOnError<R>(_ body: () throws -> R) throws -> R {
+        let saved = collator
+        do { return try body() } catch {
             collator = saved
             gradsReady = false
             throw error
@@ -317,13 +323,9 @@ extension Model {
     /// error nothing is updated: parameters, optimizer state, target encoder, step counter and
     /// mask stream are as they were.
     public func trainStep(images: UnsafePointer<Float>, batch: Int, masks: MaskSet? = nil, ragged: Bool? = nil) throws -> StepStats {
-        let saved = collator
-        do {
+        try restoringOnError {
             try forwardBackward(images: images, batch: batch, masks: masks, ragged: ragged)
             return try optimizerStep()
-        } catch {
-            collator = saved
-            throw error
         }
     }
 
@@ -341,8 +343,7 @@ extension Model {
         let c = config
         let perImage = c.inChans * c.imageSize * c.imageSize
         try Self.checkFinite(images, batch * perImage, "images")
-        let saved = collator
-        do {
+        return try restoringOnError {
             let all: MaskSet
             if let masks {
                 try checkMasks(masks, batch: batch)
@@ -358,10 +359,6 @@ extension Model {
                 b0 += n
             }
             return try optimizerStep()
-        } catch {
-            collator = saved
-            gradsReady = false
-            throw error
         }
     }
 }
