@@ -16,7 +16,7 @@ public let libraryVersionString = "0.1.0"
 /// The step and the mask sampler's batch counter stay below this: a checkpoint load refuses
 /// larger values (so the counters can still advance), a step refuses to go past it
 /// (IJEPA_ERR_STATE) and the sampler's counter wraps to 0 there, so every state the library
-/// holds is one it can save and load again (fuzz bug B12). No run gets near 2^62 steps.
+/// holds is one it can save and load again. No run gets near 2^62 steps.
 public let stateCounterLimit: Int64 = 1 << 62
 
 extension ModelConfig {
