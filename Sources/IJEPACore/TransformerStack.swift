@@ -280,21 +280,16 @@ final class TransformerStack {
     /// and qkv for every row (keys and values), attention for the last k queries of each
     /// sequence, then the residual, projection and MLP on those rows only, written compact.
     func blockForwardTail(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets) {
-        let s = shape, W = s.W, Hd = s.hidden, ex = Exec.serial, k = tail
+        let s = shape, W = s.W, ex = Exec.serial, k = tail
         let M = rowOff[seq + S] - rowOff[seq], Mq = S * k
-        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
-        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
+        normQKV(a, x: x, rows: M, params: w, o, ex)
         attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOffTail + seq, maxT: s.T,
                          W, s.H, ex, tail: k)
-        // res1 = x + proj(attn) on the tail rows: (x + b) + attn·Wᵀ, the same floats as blockForward
+        // the residual stream of the tail rows, compact
         for i in 0..<S {
             (a.res1 + i * k * W).update(from: x + (rowOff[seq + i + 1] - rowOff[seq] - k) * W, count: k * W)
         }
-        linearForward(a.res1, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
-        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
-        geluForward(a.gelu, a.fc1, Mq * Hd, ex)
-        linearForward(a.out, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, residual: a.res1, ex)
+        projMLP(a, r1: a.res1, residual: nil, out: a.out, rows: Mq, params: w, o, ex)
     }
 
     /// One block on sequences seq..<seq+count, its kernels on `ex` (serial when the caller
@@ -302,18 +297,40 @@ final class TransformerStack {
     /// in place (inference).
     func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool,
                       _ ex: Exec = .serial) {
-        let s = shape, W = s.W, Hd = s.hidden
+        let s = shape
         let M = rowOff[seq + S] - rowOff[seq]
+        normQKV(a, x: x, rows: M, params: w, o, ex)
+        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOff + seq, maxT: s.T, s.W, s.H, ex)
+        if keep {
+            projMLP(a, r1: a.res1, residual: x, out: a.out, rows: M, params: w, o, ex)
+        } else {
+            let r1 = FPtr(mutating: x)
+            projMLP(a, r1: r1, residual: nil, out: r1, rows: M, params: w, o, ex)
+        }
+    }
+
+    /// A block's first half up to the attention, on M rows:
+    ///   ln1 = norm1(x)                      [M, W]
+    ///   qkv = ln1 · Wqkvᵀ + b               [M, 3W]  (rows: q | k | v, each head-major)
+    func normQKV(_ a: LayerActs, x: CFPtr, rows M: Int, params w: CFPtr, _ o: BlockOffsets, _ ex: Exec) {
+        let W = shape.W
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
-        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOff + seq, maxT: s.T, W, s.H, ex)
-        let r1 = keep ? a.res1 : FPtr(mutating: x)
-        linearForward(r1, a.attn, w + o.projW, w + o.projB, M, W, W, accumulate: true, residual: keep ? x : nil, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, M, W, lnEps, ex)
-        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, M, W, Hd, ex)
-        geluForward(a.gelu, a.fc1, M * Hd, ex)
-        let out = keep ? a.out : r1
-        linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, M, Hd, W, accumulate: true, residual: keep ? CFPtr(r1) : nil, ex)
+    }
+
+    /// A block's second half on the m query rows, after the attention (attn [m, W]):
+    ///   r1  = residual + attn · Wprojᵀ + b          [m, W]  (residual nil: r1 already holds it)
+    ///   out = r1 + fc2(gelu(fc1(norm2(r1))))        [m, W]  (out == r1: in place)
+    /// Either form of the residual gives the same floats: (residual + b) + product.
+    func projMLP(_ a: LayerActs, r1: FPtr, residual: CFPtr?, out: FPtr, rows m: Int, params w: CFPtr,
+                 _ o: BlockOffsets, _ ex: Exec) {
+        let W = shape.W, Hd = shape.hidden
+        linearForward(r1, a.attn, w + o.projW, w + o.projB, m, W, W, accumulate: true, residual: residual, ex)
+        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, m, W, lnEps, ex)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, m, W, Hd, ex)
+        geluForward(a.gelu, a.fc1, m * Hd, ex)
+        linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, m, Hd, W, accumulate: true,
+                      residual: out == r1 ? nil : CFPtr(r1), ex)
     }
 
     /// Inference forward in place on `input`; each task runs all layers on a chunk of
@@ -360,12 +377,11 @@ final class TransformerStack {
     /// queries, then the residual, projection and MLP on those rows, in `out` at their compact rows.
     func blockForwardSelected(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets,
                               selOff: UnsafePointer<Int>, selRows: UnsafePointer<Int32>, out: FPtr, _ ex: Exec = .serial) {
-        let s = shape, W = s.W, Hd = s.hidden
+        let s = shape, W = s.W
         let M = rowOff[seq + S] - rowOff[seq]
         let q0 = selOff[seq], Mq = selOff[seq + S] - q0
         let y = out + q0 * W
-        layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
-        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
+        normQKV(a, x: x, rows: M, params: w, o, ex)
         // the selected rows' queries (into ln2, free until the MLP) and residual stream (into y)
         for i in 0..<S {
             let base = rowOff[seq + i] - rowOff[seq]
@@ -376,12 +392,7 @@ final class TransformerStack {
             }
         }
         attentionSelectedQueries(a.attn, a.probs, a.ln2, a.qkv, S, rowOff: rowOff + seq, selOff: selOff + seq, W, s.H)
-        // y = (x + b) + attn·Wᵀ, then y += fc2(gelu(fc1(ln2(y)))): the same floats as blockForward
-        linearForward(y, a.attn, w + o.projW, w + o.projB, Mq, W, W, accumulate: true, ex)
-        layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, y, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
-        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, Mq, W, Hd, ex)
-        geluForward(a.gelu, a.fc1, Mq * Hd, ex)
-        linearForward(y, a.gelu, w + o.fc2W, w + o.fc2B, Mq, Hd, W, accumulate: true, ex)
+        projMLP(a, r1: y, residual: nil, out: y, rows: Mq, params: w, o, ex)
     }
 
     /// Backward through all blocks, after `prepareBackward` and with the gradient of the last
