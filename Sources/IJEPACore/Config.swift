@@ -41,20 +41,9 @@ public struct ModelConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// Field by field over ModelConfig.fields (floats compared as floats: NaN is unequal).
     public static func == (a: ModelConfig, b: ModelConfig) -> Bool {
-        a.imageSize == b.imageSize && a.patchSize == b.patchSize && a.inChans == b.inChans
-            && a.embedDim == b.embedDim && a.depth == b.depth && a.numHeads == b.numHeads
-            && a.mlpRatio == b.mlpRatio && a.predEmbedDim == b.predEmbedDim
-            && a.predDepth == b.predDepth && a.predNumHeads == b.predNumHeads
-            && a.numEncMasks == b.numEncMasks && a.numPredMasks == b.numPredMasks
-            && a.minKeep == b.minKeep && a.allowOverlap == b.allowOverlap && a.fullGrid == b.fullGrid
-            && a.encMaskScale == b.encMaskScale && a.predMaskScale == b.predMaskScale
-            && a.aspectRatio == b.aspectRatio && a.startLR == b.startLR && a.lr == b.lr
-            && a.finalLR == b.finalLR && a.weightDecay == b.weightDecay
-            && a.finalWeightDecay == b.finalWeightDecay && a.emaStart == b.emaStart
-            && a.emaEnd == b.emaEnd && a.warmupSteps == b.warmupSteps
-            && a.totalSteps == b.totalSteps && a.seed == b.seed && a.nThreads == b.nThreads
-            && a.raggedContext == b.raggedContext
+        fields.allSatisfy { $0.get(a) == $0.get(b) }
     }
 
     // MARK: derived sizes
