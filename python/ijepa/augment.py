@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from . import _lib
-from .errors import InvalidArgumentError, ShapeError, StateError, check
+from .errors import InvalidArgumentError, ShapeError, StateError, check, as_array
 
 __all__ = ["resize_bilinear", "random_resized_crop", "RandomResizedCrop"]
 
@@ -26,13 +26,7 @@ def _need(name):
 
 def _images(images):
     """-> (contiguous float32 [B,C,H,W], was_3d)."""
-    if isinstance(images, np.ndarray):
-        a = images
-    else:
-        try:
-            a = np.asarray(images)
-        except (ValueError, TypeError) as e:
-            raise InvalidArgumentError("images cannot be converted to an array: %s" % e)
+    a = as_array(images)
     if a.dtype.kind != "f":
         raise InvalidArgumentError("images must be a floating-point array, got dtype %s" % a.dtype)
     if a.ndim == 3:

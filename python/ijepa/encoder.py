@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _lib
-from .errors import InvalidArgumentError, ShapeError, StateError, check
+from .errors import InvalidArgumentError, ShapeError, StateError, check, as_array
 from .model import Model, _OwnsHandle, _need, _path_bytes
 
 __all__ = ["Encoder", "Preprocess", "preprocess", "SOURCES", "POS_INTERPOLATIONS"]
@@ -437,13 +437,7 @@ class Encoder(_OwnsHandle):
         if preprocess is not None:
             raise InvalidArgumentError("preprocess applies to uint8 and PIL images only; float "
                                        "images must already be normalized")
-        if isinstance(images, np.ndarray):
-            a = images
-        else:
-            try:
-                a = np.asarray(images)
-            except (ValueError, TypeError) as e:
-                raise InvalidArgumentError("images cannot be converted to an array: %s" % e)
+        a = as_array(images)
         if a.dtype.kind != "f":
             raise InvalidArgumentError(
                 "images must be float (normalized NCHW [batch, %d, height, width] or [%d, height, "

@@ -91,3 +91,14 @@ def check(status, function):
     """Raises the matching Error when status != IJEPA_OK."""
     if status != _lib.IJEPA_OK:
         raise error_for_status(status, function)
+
+
+def as_array(x, what="images"):
+    """x as a numpy array (no copy when it is one), or InvalidArgumentError saying why not."""
+    import numpy as np
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise InvalidArgumentError("%s cannot be converted to an array: %s" % (what, e))

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _lib
 from .config import Config
-from .errors import InvalidArgumentError, ShapeError, StateError, check
+from .errors import InvalidArgumentError, ShapeError, StateError, check, as_array
 from .masks import Masks, RaggedMasks
 
 __all__ = ["Model", "StepStats", "BUFFERS"]
@@ -269,13 +269,7 @@ class Model(_OwnsHandle):
     # -- argument checks ------------------------------------------------------------------------
     def _images(self, images):
         self._ptr()
-        if isinstance(images, np.ndarray):
-            a = images
-        else:
-            try:
-                a = np.asarray(images)
-            except (ValueError, TypeError) as e:
-                raise InvalidArgumentError("images cannot be converted to an array: %s" % e)
+        a = as_array(images)
         if a.dtype.kind != "f":
             raise InvalidArgumentError("images must be a floating-point array (float32 NCHW), got "
                                        "dtype %s" % a.dtype)
