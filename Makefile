@@ -1,7 +1,7 @@
 # ijepa — I-JEPA as an embeddable C-ABI library written in Swift.
 #
 #   make              build the distribution library build/lib/libijepa.so (static Swift runtime)
-#   make demo         the main job: pretrain on Fashion-MNIST (~10 min), then a linear probe
+#   make demo         the main job: pretrain on Fashion-MNIST (~10 min), then linear / 1% / kNN probes (<= 15 min)
 #   make test         install what is missing, build, run every test (Swift, C, Python, examples)
 #   make install      install header, library and pkg-config file (PREFIX, DESTDIR)
 #   make examples     build the C examples against the staged install (build/stage)
@@ -178,8 +178,15 @@ sanitize-test: stage portable
 fuzz-test: stage
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
+# DEMO_RECIPE: short (batch 64, the default) or official (batch 256); DEMO_MAX_TOTAL: minutes for the
+# whole command (pretraining is cut to fit); a second `make demo` continues from out/demo's checkpoint.
+# DEMO_ARGS: e.g. "--fresh", "--seed 1" (docs/fmnist.md).
+DEMO_RECIPE ?= short
+DEMO_MAX_TOTAL ?= 15
+DEMO_ARGS ?=
 demo: demo-deps stage
-	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_demo.py --minutes $(DEMO_MINUTES) --out $(OUT)/demo
+	IJEPA_LIBRARY=$(STAGE)/lib/libijepa.so.1 $(PYTHON) examples/fmnist_demo.py --minutes $(DEMO_MINUTES) \
+	  --recipe $(DEMO_RECIPE) --max-total $(DEMO_MAX_TOTAL) --out $(OUT)/demo $(DEMO_ARGS)
 
 # EVAL_ARGS: e.g. "--ragged", "--ragged --full-grid", "--last-k 1,4", "--threads 1" (docs/ragged.md)
 EVAL_ARGS ?=

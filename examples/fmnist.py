@@ -12,6 +12,9 @@ images resized 28 -> 32 (bilinear) and normalized; standardized with train-set m
 LogisticRegression(max_iter=1000) on all 60k train features; accuracy on the 10k test images.
 With last_k > 1 the features are those of the last k blocks (each through the final norm, mean
 over tokens) concatenated, as the paper's "last 4 layers" probe.
+Short-budget evaluations (make demo, fmnist_search.py; docs/fmnist.md "Short budgets"): the 1%
+low-shot probe (the same regression on 60 labelled images per class, 5 fixed draws) and a kNN
+classifier (cosine on standardized features, k=20), all by `evaluate` on features computed once.
 
 Variants beyond the official code (recipe_config(..., ragged=True, full_grid=True)): ragged
 contexts (every image keeps its whole context instead of the batch's shortest) and full_grid.
@@ -100,7 +103,8 @@ def fmt_time(s):
 
 
 def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, stream=sys.stdout,
-             history=None, resume=None, checkpoint=None, checkpoint_every=0):
+             history=None, resume=None, checkpoint=None, checkpoint_every=0, batch=None, schedule=None,
+             micro_batch=None):
     """Runs `steps` official training steps (batches drawn epoch by epoch, shuffled with
     `seed`, drop_last); stops early when time_budget seconds have passed. Returns the list of
     losses and the wall time.
@@ -116,13 +120,22 @@ def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, strea
     needs to go on (next step, data order and its generator, the augmentation's generator,
     losses, history, elapsed time); the caller saves it with the model (training state
     included). `pretrain(model_loaded_from_that_checkpoint, ..., resume=state)` then continues
-    exactly where it stopped: same batches, crops, masks and updates as one uninterrupted run."""
+    exactly where it stopped: same batches, crops, masks and updates as one uninterrupted run.
+
+    `batch` is the number of images per step (None: BATCH, the recipe's 256). `schedule`, if
+    given, is called as schedule(step) before each step and returns (lr, weight_decay,
+    ema_momentum), which override the config's schedules for that step (the demo's continued
+    runs); None leaves the config's schedules in charge. `micro_batch` (e.g. 256 with batch
+    2048): gradient accumulation, each step's batch runs as micro-batches of that many images
+    (one mask draw for the whole batch; the same step to float rounding, the activation memory
+    of one micro-batch)."""
     ragged = model.config.ragged_context
+    batch = BATCH if batch is None else batch
     if history is not None:
         history.setdefault("context_length", [])
         history.setdefault("step_s", [])
     n = len(train_x)
-    per_epoch = n // BATCH
+    per_epoch = n // batch
     if resume is None:
         rng = np.random.default_rng(seed)
         aug = Augment(seed + 1)
@@ -141,18 +154,20 @@ def pretrain(model, train_x, steps, seed=0, time_budget=None, log_every=1, strea
         k = step % per_epoch
         if k == 0 and step > 0:
             order = rng.permutation(n)
-        idx = order[k * BATCH:(k + 1) * BATCH]
-        batch = aug(train_x[idx])
+        idx = order[k * batch:(k + 1) * batch]
+        images = aug(train_x[idx])
         ts = time.perf_counter()
-        masks = model.sample_masks(len(batch), ragged=ragged)
-        st = model.train_step(batch, masks)
+        if schedule is not None:
+            model.set_schedule_override(*schedule(step))
+        masks = model.sample_masks(len(images), ragged=ragged)
+        st = model.train_step(images, masks, micro_batch=micro_batch)
         if history is not None:
             history["step_s"].append(time.perf_counter() - ts)
             history["context_length"].append(masks.mean_context_length if ragged else float(masks.k_enc))
         losses.append(st.loss)
         el = time.time() - t0
         if log_every and (step % log_every == 0 or step == steps - 1):
-            rate = (step + 1) * BATCH / el
+            rate = (step + 1 - start) * batch / max(1e-9, el - before)
             eta = (steps - step - 1) * el / (step + 1)
             if time_budget:
                 eta = min(eta, max(0.0, time_budget - el))
@@ -176,16 +191,17 @@ def probe_images(x):
     return normalize(ijepa.resize_bilinear(x, 32))
 
 
-def features(model, x, last_k=1, batch=500):
+def features(model, x, last_k=1, batch=500, encoder="target"):
     """Mean-pooled target-encoder tokens (after its final norm) of the last `last_k` blocks,
-    concatenated: [len(x), last_k * D]. last_k=1 is the last layer (encode's pooled output)."""
+    concatenated: [len(x), last_k * D]. last_k=1 is the last layer (encode's pooled output).
+    encoder="context" takes the context encoder instead."""
     out = np.empty((len(x), last_k * model.embed_dim), np.float32)
     for i in range(0, len(x), batch):
         imgs = probe_images(x[i:i + batch])
         if last_k == 1 and not ijepa.has_encode_layers():   # an older library: the same numbers
-            out[i:i + batch] = model.encode(imgs, encoder="target", pooled=True)
+            out[i:i + batch] = model.encode(imgs, encoder=encoder, pooled=True)
         else:
-            out[i:i + batch] = model.encode_layers(imgs, last_k, encoder="target")
+            out[i:i + batch] = model.encode_layers(imgs, last_k, encoder=encoder)
     return out
 
 
@@ -199,6 +215,67 @@ def linear_probe(ftr, ytr, fte, yte):
         warnings.simplefilter("ignore")
         clf.fit((ftr - mu) / sd, ytr)
     return float(clf.score((fte - mu) / sd, yte))
+
+
+def standardize(ftr, *others):
+    """(ftr - mu) / sd with the mean/std of ftr (sd + 1e-6, as linear_probe), for ftr and others."""
+    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
+    return [((f - mu) / sd).astype(np.float32) for f in (ftr,) + others]
+
+
+def low_shot_draws(ytr, per_class=60, draws=5, seed=1000):
+    """Fixed draws of `per_class` labelled images per class (the paper's 1% setting on 60k
+    images: 60 per class): a list of index arrays, the same for every encoder."""
+    out = []
+    for r in range(draws):
+        rng = np.random.default_rng(seed + r)
+        out.append(np.sort(np.concatenate([rng.choice(np.flatnonzero(ytr == c), per_class, replace=False)
+                                           for c in range(int(ytr.max()) + 1)])))
+    return out
+
+
+def low_shot_probe(ftr, ytr, fte, yte, draws):
+    """The linear probe (linear_probe: standardized with the labelled images' own mean/std,
+    LogisticRegression(max_iter=1000)) fitted on each draw's labelled images only: list of
+    test accuracies, one per draw."""
+    return [linear_probe(ftr[idx], ytr[idx], fte, yte) for idx in draws]
+
+
+def knn_accuracy(ftr, ytr, fte, yte, k=20, chunk=500):
+    """k-nearest-neighbour classifier, cosine similarity on the standardized features, k=20,
+    majority vote (ties: the class with the larger summed similarity)."""
+    xtr, xte = standardize(ftr, fte)
+    xtr /= np.linalg.norm(xtr, axis=1, keepdims=True) + 1e-12
+    xte /= np.linalg.norm(xte, axis=1, keepdims=True) + 1e-12
+    K = int(ytr.max()) + 1
+    pred = np.empty(len(xte), np.int64)
+    for i in range(0, len(xte), chunk):
+        s = xte[i:i + chunk] @ xtr.T
+        nn = np.argpartition(-s, k, axis=1)[:, :k]
+        sim = np.take_along_axis(s, nn, 1)
+        votes = np.zeros((len(s), K))
+        rows = np.repeat(np.arange(len(s)), k)
+        np.add.at(votes, (rows, ytr[nn].ravel()), 1.0 + 1e-3 * sim.ravel())
+        pred[i:i + chunk] = votes.argmax(1)
+    return float((pred == yte).mean())
+
+
+def evaluate(ftr, ytr, fte, yte, draws, linear=True):
+    """All evaluations of one feature set: the full linear probe (linear_probe; skipped with
+    linear=False), the 1% low-shot probe over the fixed draws (mean, std, each) and the kNN
+    classifier (k=20, cosine). Seconds per part."""
+    r, t = {}, time.time()
+    r["linear"] = linear_probe(ftr, ytr, fte, yte) if linear else None
+    r["linear_s"] = time.time() - t
+    t = time.time()
+    shots = low_shot_probe(ftr, ytr, fte, yte, draws)
+    r.update(low_shot=float(np.mean(shots)), low_shot_std=float(np.std(shots)), low_shot_each=shots,
+             low_shot_s=time.time() - t)
+    t = time.time()
+    r["knn"] = knn_accuracy(ftr, ytr, fte, yte)
+    r["knn_s"] = time.time() - t
+    r["feature_std"] = feature_std(ftr)
+    return r
 
 
 def feature_std(f):
