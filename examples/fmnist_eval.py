@@ -5,11 +5,14 @@ loss at each 10% of steps, wall time, images/s, seconds per step, mean context l
 accuracy per --last-k, feature std across images) and writes the loss curve and mask pictures.
 
   python3 examples/fmnist_eval.py --epochs 5 [--out out/eval] [--seed 0] [--baselines]
-                                  [--ragged] [--full-grid] [--last-k 1,4]
+                                  [--ragged] [--full-grid] [--last-k 1,4] [--accumulate K]
 
 --last-k: probe the mean-pooled features of the last k encoder blocks concatenated, once per
 value (JSON keys probe_accuracy for k=1, probe_accuracy_last<k> otherwise). --ragged and
 --full-grid select variants beyond the official recipe; they are part of the file names.
+--accumulate K: steps of K x 256 images (the paper's 2048 with K = 8) run as K micro-batches of
+256 by gradient accumulation (one mask draw per step, the memory of 256 images); an epoch has
+K times fewer steps; "-accK" is part of the file names.
 
 Long runs (20 epochs is hours here) can be cut into pieces: with --checkpoint-every N the run
 is saved every N steps (model with its training state, and the loop's data order, crop and
@@ -60,18 +63,23 @@ def main():
                     help="comma list of k: probe the last k blocks' pooled features concatenated (default 1,4)")
     ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                     help="save the run every N steps in --out (resume_<tag>.*) so that --resume can go on after an interruption")
+    ap.add_argument("--accumulate", type=int, default=1, metavar="K",
+                    help="steps of K x 256 images as K accumulated micro-batches of 256 (default 1)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run that --checkpoint-every saved in --out with the same flags, if there is one")
     a = ap.parse_args()
+    if a.accumulate < 1:
+        ap.error("--accumulate must be >= 1")
+    batch = F.BATCH * a.accumulate
     tx, ty, vx, vy = F.load_fmnist()
-    per_epoch = len(tx) // F.BATCH
+    per_epoch = len(tx) // batch
     steps = max(1, int(round(a.epochs * per_epoch)))
     config = F.recipe_config(steps, seed=a.seed, n_threads=a.threads, ragged=a.ragged, full_grid=a.full_grid)
     if max(a.last_k) > config.depth:
         ap.error(f"--last-k: the encoder has {config.depth} blocks, got {max(a.last_k)}")
     os.makedirs(a.out, exist_ok=True)
     variant = F.variant_tag(config)
-    tag = f"ep{a.epochs:g}-seed{a.seed}{variant}"
+    tag = f"ep{a.epochs:g}-seed{a.seed}{variant}" + (f"-acc{a.accumulate}" if a.accumulate > 1 else "")
     state_path = os.path.join(a.out, f"resume_{tag}.pkl")
     resume = None
     if a.resume and os.path.exists(state_path):
@@ -85,7 +93,8 @@ def main():
                                  f"{getattr(config, key)}; use the same --epochs/--seed/--ragged/--full-grid")
         print(f"fmnist-tiny{variant}: resuming at step {resume['step']} of {steps} from {state_path}")
     else:
-        print(f"fmnist-tiny{variant}: {a.epochs:g} epochs = {steps} steps of {F.BATCH}")
+        print(f"fmnist-tiny{variant}: {a.epochs:g} epochs = {steps} steps of {batch}"
+              + (f" ({a.accumulate} micro-batches of {F.BATCH})" if a.accumulate > 1 else ""))
         model = ijepa.Model(config)
     saved_model = [resume["model_file"]] if resume else []
 
@@ -108,7 +117,8 @@ def main():
     hist = {}
     losses, wall = F.pretrain(model, tx, steps, seed=a.seed, log_every=5, history=hist, resume=resume,
                               checkpoint=save_state if a.checkpoint_every > 0 else None,
-                              checkpoint_every=a.checkpoint_every)
+                              checkpoint_every=a.checkpoint_every, batch=batch,
+                              micro_batch=F.BATCH if a.accumulate > 1 else None)
     model.save(os.path.join(a.out, f"fmnist_{tag}.safetensors"), training_state=True)
     F.save_loss_curve(losses, os.path.join(a.out, f"loss_{tag}.png"),
                       f"I-JEPA fmnist-tiny{variant}, {a.epochs:g} epochs")
@@ -123,10 +133,11 @@ def main():
     res = {
         "epochs": a.epochs, "steps": steps, "seed": a.seed,
         "ragged_context": config.ragged_context, "full_grid": config.full_grid,
+        "batch": batch, "accumulate": a.accumulate,
         "final_loss": float(np.mean(losses[-max(1, steps // 100):])),
         "loss_at_10pct": [float(np.mean(losses[max(0, int(steps * k / 10) - 5):max(1, int(steps * k / 10))]))
                           for k in range(1, 11)],
-        "wall_s": wall, "images_per_s": steps * F.BATCH / wall,
+        "wall_s": wall, "images_per_s": steps * batch / wall,
         "step_s": float(np.mean(hist["step_s"])),
         "mean_context_length": float(np.mean(hist["context_length"])),
     }
