@@ -70,6 +70,27 @@ struct ResampleAxis {
     }
 }
 
+/// Bytes of scratch a resize of an [inH, inW, C] grid to [outH, outW, C] needs (the width-resampled
+/// rows in float64 and both axes' taps), so callers can refuse what cannot fit instead of
+/// failing an allocation.
+func resampleScratchBytes(inH: Int, inW: Int, channels C: Int, outH: Int, outW: Int, _ f: ResampleFilter) -> Double {
+    8 * Double(inH) * Double(outW) * Double(C) + axisBytes(inW, outW, f) + axisBytes(inH, outH, f)
+}
+
+/// Bytes of a ResampleAxis from n to m samples (an index and a weight per tap).
+func axisBytes(_ n: Int, _ m: Int, _ f: ResampleFilter) -> Double {
+    let support = (f == .bicubicAntialiased ? 2.0 : 1.0) * max(Double(n) / Double(m), 1)
+    let taps = f == .bicubic ? 4.0 : (2 * support).rounded(.up) + 1
+    return 16 * taps * Double(m)
+}
+
+/// Throws .outOfMemory unless `bytes` of scratch fit in half the memory available.
+func checkScratch(_ bytes: Double, _ what: String) throws(IJEPAError) {
+    if bytes > Exec.availableMemory * 0.5 {
+        throw .outOfMemory("\(what) needs about \(Int(bytes / 1_048_576)) MiB of scratch, more than is available")
+    }
+}
+
 /// Resizes a [inH, inW, C] grid of C-vectors (a position table) to [outH, outW, C]: along the
 /// width, then the height, in float64.
 public func resampleGrid(_ src: UnsafePointer<Float>, inH: Int, inW: Int, channels C: Int,
@@ -143,6 +164,9 @@ public struct Preprocess: Sendable, Equatable {
         if crop > rh || crop > rw {
             throw .invalidArgument("crop \(crop) is larger than the \(rh)x\(rw) image" + (resize == 0 ? "" : " after resizing to \(resize)"))
         }
+        // the crop's columns at every input row (float64), and the taps of both axes
+        try checkScratch(8 * Double(h) * Double(crop) * 3 + axisBytes(w, rw, .bilinearAntialiased)
+                         + axisBytes(h, rh, .bilinearAntialiased), "resizing a \(h)x\(w) image")
         for (name, v) in [("mean", [mean.0, mean.1, mean.2]), ("std", [std.0, std.1, std.2])] {
             if v.contains(where: { !$0.isFinite }) { throw .invalidArgument("\(name) must be finite") }
         }

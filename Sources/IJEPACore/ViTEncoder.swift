@@ -121,6 +121,8 @@ public final class ViTEncoder {
     private func positions(for g: PatchGrid) throws -> CFPtr {
         if g.gh == grid && g.gw == grid { return CFPtr(pos.ptr) }
         if let r = resized, r.gh == g.gh, r.gw == g.gw { return CFPtr(r.table.ptr) }
+        try checkScratch(resampleScratchBytes(inH: grid, inW: grid, channels: shape.embedDim, outH: g.gh, outW: g.gw,
+                                              posInterpolation.filter), "resizing the position table to \(g.gh)x\(g.gw)")
         let table = try FloatBuffer(count: g.tokens * shape.embedDim)
         resampleGrid(pos.ptr, inH: grid, inW: grid, channels: shape.embedDim, to: table.ptr, outH: g.gh, outW: g.gw,
                      posInterpolation.filter)

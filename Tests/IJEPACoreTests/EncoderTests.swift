@@ -234,3 +234,18 @@ final class EncoderTests: XCTestCase {
         XCTAssertThrowsError(try enc.numTokens(height: 1 << 30, width: 1 << 30))
     }
 }
+
+/// Requests whose scratch cannot fit are errors before any allocation (an array allocation that
+/// fails would end the process).
+final class ResampleLimitTests: XCTestCase {
+    func testHugeScratchIsRefused() {
+        XCTAssertThrowsError(try checkScratch(resampleScratchBytes(inH: 1024, inW: 1024, channels: 65536, outH: 1,
+                                                                   outW: 1 << 20, .bicubic), "test")) { e in
+            XCTAssertEqual((e as! IJEPAError).status, -3)
+        }
+        XCTAssertNoThrow(try checkScratch(resampleScratchBytes(inH: 16, inW: 16, channels: 32, outH: 20, outW: 24,
+                                                               .bicubicAntialiased), "test"))
+        // a 65536-pixel-wide image shrunk to 1 column: its taps alone are 16 * 131073 bytes
+        XCTAssertEqual(axisBytes(65536, 1, .bilinearAntialiased), 16 * 131073)
+    }
+}
