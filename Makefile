@@ -59,7 +59,8 @@ $(CPU_STAMP):
 $(LIB): $(SOURCES) $(CPU_STAMP)
 	$(SWIFT) build $(call dist_flags,$(TARGET_CPU)) --product ijepa
 	@mkdir -p $(BUILD)/lib
-	cp .build-dist-$(TARGET_CPU)/release/libijepa.so $@
+	# a new file renamed over the old one: processes that have the old library loaded keep it
+	cp .build-dist-$(TARGET_CPU)/release/libijepa.so $@.tmp && mv -f $@.tmp $@
 	ln -sf libijepa.so.$(VERSION) $(BUILD)/lib/libijepa.so.$(ABI)
 	ln -sf libijepa.so.$(ABI) $(BUILD)/lib/libijepa.so
 
@@ -98,7 +99,7 @@ portable: $(PORTABLE)
 $(PORTABLE): $(SOURCES)
 	$(SWIFT) build $(call dist_flags,haswell) --product ijepa
 	@mkdir -p $(dir $@)
-	cp .build-dist-haswell/release/libijepa.so $@
+	cp .build-dist-haswell/release/libijepa.so $@.tmp && mv -f $@.tmp $@
 
 test: deps py-deps swift-test c-test abi-test examples-test python-test python-install-test swift-example-test mpi-test sanitize-test fuzz-test
 	@echo "== all test suites passed"

@@ -20,9 +20,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
         ),
+        // The engine; it imports the header for ijepa_config, whose fields its config table
+        // (ModelConfig.fields) maps.
         .target(
             name: "IJEPACore",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "CIJEPA"]
         ),
         // The hand-written header as a C module, so the Swift side implements it with
         // @c @implementation and the compiler checks every signature against it.

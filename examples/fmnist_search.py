@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--sklearn-check", action="store_true")
     ap.add_argument("--no-eval", action="store_true", help="train and save the features only")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the saved features of --name/--seed")
+    ap.add_argument("--encoder-of-checkpoint", choices=("target", "context"),
+                    help="compute and evaluate this encoder's features from the saved --name/--seed checkpoint")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     tx, ty, vx, vy = F.load_fmnist()
@@ -82,6 +84,19 @@ def main():
             tag = f"{a.name}_seed{a.seed}_{enc}"
             if os.path.exists(os.path.join(a.out, f"feat_{tag}.json")):
                 eval_saved(a.out, tag, enc, ty, vy, draws, a.sklearn_check)
+        return
+    if a.encoder_of_checkpoint:
+        tag = f"{a.name}_seed{a.seed}"
+        enc = a.encoder_of_checkpoint
+        with open(os.path.join(a.out, f"feat_{tag}_target.json")) as f:
+            import json
+            base = json.load(f)
+        with ijepa.Model.load(os.path.join(a.out, f"{tag}.safetensors"), n_threads=a.threads) as model:
+            t = time.time()
+            ftr, fte = F.features(model, tx, last_k=4, encoder=enc), F.features(model, vx, last_k=4, encoder=enc)
+        save_features(a.out, f"{tag}_{enc}", dict(base, features_s=time.time() - t), ftr, fte)
+        if not a.no_eval:
+            eval_saved(a.out, f"{tag}_{enc}", enc, ty, vy, draws, a.sklearn_check)
         return
     if a.baselines:
         base = dict(name="random-init", seed=a.seed, library=lib)

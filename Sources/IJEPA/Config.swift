@@ -23,79 +23,94 @@ internal import IJEPACore
 /// strings (checkpoints store them as strings to keep 64 bits exact). Decoding does not
 /// validate; call `validate()`.
 public struct Config: Sendable, Hashable, Codable {
+    /// The engine's config: every field, coded and compared through its field table.
+    var core = ModelConfig()
+
     // MARK: model
 
     /// Side of the square input images, in pixels (224).
-    public var imageSize: Int = 224
+    public var imageSize: Int { get { core.imageSize } set { core.imageSize = newValue } }
     /// Side of the square patches, in pixels (16). Must divide `imageSize`.
-    public var patchSize: Int = 16
+    public var patchSize: Int { get { core.patchSize } set { core.patchSize = newValue } }
     /// Image channels (3).
-    public var inChans: Int = 3
+    public var inChans: Int { get { core.inChans } set { core.inChans = newValue } }
     /// Encoder width D (192). Divisible by `numHeads` and by 4.
-    public var embedDim: Int = 192
+    public var embedDim: Int { get { core.embedDim } set { core.embedDim = newValue } }
     /// Encoder blocks (12).
-    public var depth: Int = 12
+    public var depth: Int { get { core.depth } set { core.depth = newValue } }
     /// Encoder attention heads (3).
-    public var numHeads: Int = 3
+    public var numHeads: Int { get { core.numHeads } set { core.numHeads = newValue } }
     /// Encoder MLP hidden width / `embedDim` (4). The predictor's MLP ratio is always 4.
-    public var mlpRatio: Float = 4
+    public var mlpRatio: Float { get { core.mlpRatio } set { core.mlpRatio = newValue } }
     /// Predictor width (384). Divisible by the predictor's heads and by 4.
-    public var predEmbedDim: Int = 384
+    public var predEmbedDim: Int { get { core.predEmbedDim } set { core.predEmbedDim = newValue } }
     /// Predictor blocks (6).
-    public var predDepth: Int = 6
+    public var predDepth: Int { get { core.predDepth } set { core.predDepth = newValue } }
     /// Predictor attention heads; 0 means "the same as `numHeads`", as the official code does.
-    public var predNumHeads: Int = 0
+    public var predNumHeads: Int { get { core.predNumHeads } set { core.predNumHeads = newValue } }
 
     // MARK: masks (the official multi-block collator)
 
     /// Context (encoder) masks per image (1).
-    public var numEncMasks: Int = 1
+    public var numEncMasks: Int { get { core.numEncMasks } set { core.numEncMasks = newValue } }
     /// Target (predictor) masks per image (4).
-    public var numPredMasks: Int = 4
+    public var numPredMasks: Int { get { core.numPredMasks } set { core.numPredMasks = newValue } }
     /// A block must keep more than this many patches (10).
-    public var minKeep: Int = 10
+    public var minKeep: Int { get { core.minKeep } set { core.minKeep = newValue } }
     /// Let context blocks overlap the target blocks (false).
-    public var allowOverlap: Bool = false
+    public var allowOverlap: Bool { get { core.allowOverlap } set { core.allowOverlap = newValue } }
     /// Opt-in fix of the official off-by-one block placement (PR #40): blocks may touch the last
     /// patch row/column and the context may be the full grid (false = official behaviour).
-    public var fullGrid: Bool = false
+    public var fullGrid: Bool { get { core.fullGrid } set { core.fullGrid = newValue } }
     /// Not the official code: every image keeps its whole context instead of the cut to the
     /// batch minimum (see `Model.sampleMasks(batch:ragged:)`); false = official behaviour.
-    public var raggedContext: Bool = false
+    public var raggedContext: Bool { get { core.raggedContext } set { core.raggedContext = newValue } }
     /// Fraction of the patch grid a context block covers (0.85...1.0).
-    public var encMaskScale: ClosedRange<Float> = 0.85...1.0
+    public var encMaskScale: ClosedRange<Float> {
+        // a pair from a validated or decoded source (min <= max); uncheckedBounds never traps
+        get { ClosedRange(uncheckedBounds: core.encMaskScale) }
+        set { core.encMaskScale = (newValue.lowerBound, newValue.upperBound) }
+    }
     /// Fraction of the patch grid a target block covers (0.15...0.2).
-    public var predMaskScale: ClosedRange<Float> = 0.15...0.2
+    public var predMaskScale: ClosedRange<Float> {
+        // a pair from a validated or decoded source (min <= max); uncheckedBounds never traps
+        get { ClosedRange(uncheckedBounds: core.predMaskScale) }
+        set { core.predMaskScale = (newValue.lowerBound, newValue.upperBound) }
+    }
     /// Height/width ratio of target blocks (0.75...1.5).
-    public var aspectRatio: ClosedRange<Float> = 0.75...1.5
+    public var aspectRatio: ClosedRange<Float> {
+        // a pair from a validated or decoded source (min <= max); uncheckedBounds never traps
+        get { ClosedRange(uncheckedBounds: core.aspectRatio) }
+        set { core.aspectRatio = (newValue.lowerBound, newValue.upperBound) }
+    }
 
     // MARK: optimization
 
     /// Learning rate at step 0; linear warmup from here to `lr` (2e-4).
-    public var startLR: Float = 2e-4
+    public var startLR: Float { get { core.startLR } set { core.startLR = newValue } }
     /// Peak learning rate, reached after `warmupSteps` (1e-3).
-    public var lr: Float = 1e-3
+    public var lr: Float { get { core.lr } set { core.lr = newValue } }
     /// Learning rate at `totalSteps`, after the cosine decay (1e-6).
-    public var finalLR: Float = 1e-6
+    public var finalLR: Float { get { core.finalLR } set { core.finalLR = newValue } }
     /// AdamW weight decay at step 0 (0.04); cosine schedule to `finalWeightDecay`.
-    public var weightDecay: Float = 0.04
+    public var weightDecay: Float { get { core.weightDecay } set { core.weightDecay = newValue } }
     /// Weight decay at `totalSteps` (0.4).
-    public var finalWeightDecay: Float = 0.4
+    public var finalWeightDecay: Float { get { core.finalWeightDecay } set { core.finalWeightDecay = newValue } }
     /// EMA momentum of the target encoder at step 0 (0.996); linear to `emaEnd`.
-    public var emaStart: Float = 0.996
+    public var emaStart: Float { get { core.emaStart } set { core.emaStart = newValue } }
     /// EMA momentum at `totalSteps` (1.0).
-    public var emaEnd: Float = 1.0
+    public var emaEnd: Float { get { core.emaEnd } set { core.emaEnd = newValue } }
     /// Warmup steps of the learning-rate schedule (1000).
-    public var warmupSteps: Int64 = 1000
+    public var warmupSteps: Int64 { get { core.warmupSteps } set { core.warmupSteps = newValue } }
     /// Length of every schedule, in optimizer steps (10000).
-    public var totalSteps: Int64 = 10000
+    public var totalSteps: Int64 { get { core.totalSteps } set { core.totalSteps = newValue } }
 
     // MARK: runtime
 
     /// Seed of the weight initialization and of the mask generator (0).
-    public var seed: UInt64 = 0
+    public var seed: UInt64 { get { core.seed } set { core.seed = newValue } }
     /// Threads for the model's kernels; <= 0 means all cores (0).
-    public var nThreads: Int = 0
+    public var nThreads: Int { get { core.nThreads } set { core.nThreads = newValue } }
 
     /// The official recipe's defaults on a vit_tiny-sized model: 224 px, patch 16, encoder
     /// 192 x 12 (3 heads), predictor 384 x 6, masks enc 0.85-1.0 / pred 0.15-0.2 / aspect
@@ -177,133 +192,95 @@ public struct Config: Sendable, Hashable, Codable {
         }
     }
 
-    // MARK: Codable
+    // MARK: Hashable
 
-    enum CodingKeys: String, CodingKey {
-        case imageSize = "image_size", patchSize = "patch_size", inChans = "in_chans"
-        case embedDim = "embed_dim", depth, numHeads = "num_heads", mlpRatio = "mlp_ratio"
-        case predEmbedDim = "pred_embed_dim", predDepth = "pred_depth", predNumHeads = "pred_num_heads"
-        case numEncMasks = "num_enc_masks", numPredMasks = "num_pred_masks", minKeep = "min_keep"
-        case allowOverlap = "allow_overlap", fullGrid = "full_grid"
-        case encMaskScale = "enc_mask_scale", predMaskScale = "pred_mask_scale", aspectRatio = "aspect_ratio"
-        case startLR = "start_lr", lr, finalLR = "final_lr"
-        case weightDecay = "weight_decay", finalWeightDecay = "final_weight_decay"
-        case emaStart = "ema_start", emaEnd = "ema_end"
-        case warmupSteps = "warmup_steps", totalSteps = "total_steps"
-        case seed, nThreads = "n_threads", raggedContext = "ragged_context"
+    /// Field by field (floats compared as floats: NaN is unequal).
+    public static func == (a: Config, b: Config) -> Bool { a.core == b.core }
+
+    public func hash(into h: inout Hasher) {
+        for f in ModelConfig.fields { hashJSON(f.get(core), into: &h) }
     }
+
+    // MARK: Codable
 
     /// Decodes a config; see the type's documentation for the format.
     public init(from decoder: any Decoder) throws {
         self.init()
-        let k = try decoder.container(keyedBy: CodingKeys.self)
-        func get<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try k.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        func range(_ key: CodingKeys, _ value: inout ClosedRange<Float>) throws {
-            guard let a = try k.decodeIfPresent([Float].self, forKey: key) else { return }
-            guard a.count == 2, a[0] <= a[1] else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: key, in: k, debugDescription: "expected [min, max] with min <= max, got \(a)")
-            }
-            value = a[0]...a[1]
-        }
-        /// A 64-bit integer as a JSON number or as a decimal string.
-        func wide<T: FixedWidthInteger & Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            guard k.contains(key) else { return }
-            if let s = try? k.decode(String.self, forKey: key) {
-                guard let v = T(s) else {
+        let k = try decoder.container(keyedBy: FieldKey.self)
+        for f in ModelConfig.fields {
+            let key = FieldKey(f.name)
+            guard k.contains(key) else { continue }
+            let v: JSONValue
+            switch f.kind {
+            case .int32: v = .number(Double(try k.decode(Int32.self, forKey: key)))
+            case .float: v = .number(Double(try k.decode(Float.self, forKey: key)))
+            case .bool: v = .bool(try k.decode(Bool.self, forKey: key))
+            case .floatPair:
+                let a = try k.decode([Float].self, forKey: key)
+                guard a.count == 2, a[0] <= a[1] else {
                     throw DecodingError.dataCorruptedError(
-                        forKey: key, in: k, debugDescription: "'\(s)' is not a valid \(T.self)")
+                        forKey: key, in: k, debugDescription: "expected [min, max] with min <= max, got \(a)")
                 }
-                value = v
-            } else {
-                value = try k.decode(T.self, forKey: key)
+                v = .array(a.map { .number(Double($0)) })
+            case .int64, .uint64:
+                // a number, or a decimal string (exact for all 64 bits)
+                if let s = try? k.decode(String.self, forKey: key) {
+                    v = .string(s)
+                } else if f.kind == .int64 {
+                    v = .string(String(try k.decode(Int64.self, forKey: key)))
+                } else {
+                    v = .string(String(try k.decode(UInt64.self, forKey: key)))
+                }
+            }
+            guard f.set(&core, v) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: k, debugDescription: "'\(f.name)' has an invalid value")
             }
         }
-        try get(.imageSize, &imageSize); try get(.patchSize, &patchSize); try get(.inChans, &inChans)
-        try get(.embedDim, &embedDim); try get(.depth, &depth); try get(.numHeads, &numHeads)
-        try get(.mlpRatio, &mlpRatio)
-        try get(.predEmbedDim, &predEmbedDim); try get(.predDepth, &predDepth)
-        try get(.predNumHeads, &predNumHeads)
-        try get(.numEncMasks, &numEncMasks); try get(.numPredMasks, &numPredMasks)
-        try get(.minKeep, &minKeep)
-        try get(.allowOverlap, &allowOverlap); try get(.fullGrid, &fullGrid)
-        try range(.encMaskScale, &encMaskScale); try range(.predMaskScale, &predMaskScale)
-        try range(.aspectRatio, &aspectRatio)
-        try get(.startLR, &startLR); try get(.lr, &lr); try get(.finalLR, &finalLR)
-        try get(.weightDecay, &weightDecay); try get(.finalWeightDecay, &finalWeightDecay)
-        try get(.emaStart, &emaStart); try get(.emaEnd, &emaEnd)
-        try wide(.warmupSteps, &warmupSteps); try wide(.totalSteps, &totalSteps)
-        try wide(.seed, &seed)
-        try get(.nThreads, &nThreads)
-        try get(.raggedContext, &raggedContext)
     }
 
     /// Encodes every field (numbers for the 64-bit fields; see the type's documentation).
     public func encode(to encoder: any Swift.Encoder) throws {
-        var k = encoder.container(keyedBy: CodingKeys.self)
-        try k.encode(imageSize, forKey: .imageSize); try k.encode(patchSize, forKey: .patchSize)
-        try k.encode(inChans, forKey: .inChans)
-        try k.encode(embedDim, forKey: .embedDim); try k.encode(depth, forKey: .depth)
-        try k.encode(numHeads, forKey: .numHeads); try k.encode(mlpRatio, forKey: .mlpRatio)
-        try k.encode(predEmbedDim, forKey: .predEmbedDim); try k.encode(predDepth, forKey: .predDepth)
-        try k.encode(predNumHeads, forKey: .predNumHeads)
-        try k.encode(numEncMasks, forKey: .numEncMasks); try k.encode(numPredMasks, forKey: .numPredMasks)
-        try k.encode(minKeep, forKey: .minKeep)
-        try k.encode(allowOverlap, forKey: .allowOverlap); try k.encode(fullGrid, forKey: .fullGrid)
-        for (r, key) in [(encMaskScale, CodingKeys.encMaskScale), (predMaskScale, .predMaskScale),
-                         (aspectRatio, .aspectRatio)] {
-            try k.encode([r.lowerBound, r.upperBound], forKey: key)
+        var k = encoder.container(keyedBy: FieldKey.self)
+        for f in ModelConfig.fields {
+            let key = FieldKey(f.name), v = f.get(core)
+            switch (f.kind, v) {
+            case (.int32, .number(let d)): try k.encode(Int(d), forKey: key)
+            case (.float, .number(let d)): try k.encode(Float(d), forKey: key)
+            case (.bool, .bool(let b)): try k.encode(b, forKey: key)
+            case (.floatPair, .array(let a)): try k.encode(a.map { Float($0.number ?? .nan) }, forKey: key)
+            case (.int64, .string(let s)): try k.encode(Int64(s), forKey: key)
+            case (.uint64, .string(let s)): try k.encode(UInt64(s), forKey: key)
+            default:
+                throw EncodingError.invalidValue(v, .init(codingPath: k.codingPath + [key],
+                                                          debugDescription: "field '\(f.name)' has no \(f.kind) value"))
+            }
         }
-        try k.encode(startLR, forKey: .startLR); try k.encode(lr, forKey: .lr); try k.encode(finalLR, forKey: .finalLR)
-        try k.encode(weightDecay, forKey: .weightDecay); try k.encode(finalWeightDecay, forKey: .finalWeightDecay)
-        try k.encode(emaStart, forKey: .emaStart); try k.encode(emaEnd, forKey: .emaEnd)
-        try k.encode(warmupSteps, forKey: .warmupSteps); try k.encode(totalSteps, forKey: .totalSteps)
-        try k.encode(seed, forKey: .seed); try k.encode(nThreads, forKey: .nThreads)
-        try k.encode(raggedContext, forKey: .raggedContext)
+    }
+}
+
+/// A config field's JSON key: its C header name.
+struct FieldKey: CodingKey {
+    let stringValue: String
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}
+
+private func hashJSON(_ v: JSONValue, into h: inout Hasher) {
+    switch v {
+    case .null: h.combine(0)
+    case .bool(let b): h.combine(b)
+    case .number(let d): h.combine(d)
+    case .string(let s): h.combine(s)
+    case .array(let a): h.combine(a.count); for x in a { hashJSON(x, into: &h) }
+    case .object(let o): h.combine(o.count); for (k, x) in o { h.combine(k); hashJSON(x, into: &h) }
     }
 }
 
 // MARK: conversion to and from the engine's config
 
 extension Config {
-    init(_ c: ModelConfig) {
-        func range(_ t: (Float, Float)) -> ClosedRange<Float> {
-            // Engine configs come from validated sources; uncheckedBounds never traps.
-            ClosedRange(uncheckedBounds: (t.0, t.1))
-        }
-        imageSize = c.imageSize; patchSize = c.patchSize; inChans = c.inChans
-        embedDim = c.embedDim; depth = c.depth; numHeads = c.numHeads; mlpRatio = c.mlpRatio
-        predEmbedDim = c.predEmbedDim; predDepth = c.predDepth; predNumHeads = c.predNumHeads
-        numEncMasks = c.numEncMasks; numPredMasks = c.numPredMasks; minKeep = c.minKeep
-        allowOverlap = c.allowOverlap; fullGrid = c.fullGrid
-        encMaskScale = range(c.encMaskScale); predMaskScale = range(c.predMaskScale)
-        aspectRatio = range(c.aspectRatio)
-        startLR = c.startLR; lr = c.lr; finalLR = c.finalLR
-        weightDecay = c.weightDecay; finalWeightDecay = c.finalWeightDecay
-        emaStart = c.emaStart; emaEnd = c.emaEnd
-        warmupSteps = c.warmupSteps; totalSteps = c.totalSteps
-        seed = c.seed; nThreads = c.nThreads
-        raggedContext = c.raggedContext
-    }
-
-    var core: ModelConfig {
-        var c = ModelConfig()
-        c.imageSize = imageSize; c.patchSize = patchSize; c.inChans = inChans
-        c.embedDim = embedDim; c.depth = depth; c.numHeads = numHeads; c.mlpRatio = mlpRatio
-        c.predEmbedDim = predEmbedDim; c.predDepth = predDepth; c.predNumHeads = predNumHeads
-        c.numEncMasks = numEncMasks; c.numPredMasks = numPredMasks; c.minKeep = minKeep
-        c.allowOverlap = allowOverlap; c.fullGrid = fullGrid
-        c.encMaskScale = (encMaskScale.lowerBound, encMaskScale.upperBound)
-        c.predMaskScale = (predMaskScale.lowerBound, predMaskScale.upperBound)
-        c.aspectRatio = (aspectRatio.lowerBound, aspectRatio.upperBound)
-        c.startLR = startLR; c.lr = lr; c.finalLR = finalLR
-        c.weightDecay = weightDecay; c.finalWeightDecay = finalWeightDecay
-        c.emaStart = emaStart; c.emaEnd = emaEnd
-        c.warmupSteps = warmupSteps; c.totalSteps = totalSteps
-        c.seed = seed; c.nThreads = nThreads
-        c.raggedContext = raggedContext
-        return c
-    }
+    init(_ c: ModelConfig) { core = c }
 }

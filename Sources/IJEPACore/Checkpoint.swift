@@ -19,83 +19,19 @@ public let libraryVersionString = "0.1.0"
 /// holds is one it can save and load again. No run gets near 2^62 steps.
 public let stateCounterLimit: Int64 = 1 << 62
 
-/// One field of ModelConfig: its name (the C header's, the checkpoint JSON's and Python's) and
-/// how it is written to and read from JSON. ModelConfig.fields lists them all, in the header's
-/// order: JSON coding and equality come from that one table.
-public struct ConfigField: Sendable {
-    public let name: String
-    /// Appended after the first release: absent from older checkpoints, which means the default.
-    public let appended: Bool
-    let get: @Sendable (ModelConfig) -> JSONValue
-    let set: @Sendable (inout ModelConfig, JSONValue) -> Bool   // false: missing or wrong type
-
-    static func int(_ name: String, _ kp: WritableKeyPath<ModelConfig, Int> & Sendable) -> ConfigField {
-        ConfigField(name: name, appended: false, get: { .number(Double($0[keyPath: kp])) }, set: { c, v in
-            guard let d = v.number, d == d.rounded(), abs(d) < 1e9 else { return false }
-            c[keyPath: kp] = Int(d); return true
-        })
-    }
-    static func float(_ name: String, _ kp: WritableKeyPath<ModelConfig, Float> & Sendable) -> ConfigField {
-        ConfigField(name: name, appended: false, get: { .number(Double($0[keyPath: kp])) }, set: { c, v in
-            guard let d = v.number else { return false }
-            c[keyPath: kp] = Float(d); return true
-        })
-    }
-    static func pair(_ name: String, _ kp: WritableKeyPath<ModelConfig, (Float, Float)> & Sendable) -> ConfigField {
-        ConfigField(name: name, appended: false, get: {
-            let p = $0[keyPath: kp]
-            return .array([.number(Double(p.0)), .number(Double(p.1))])
-        }, set: { c, v in
-            guard let a = v.array, a.count == 2, let x = a[0].number, let y = a[1].number else { return false }
-            c[keyPath: kp] = (Float(x), Float(y)); return true
-        })
-    }
-    static func bool(_ name: String, _ kp: WritableKeyPath<ModelConfig, Bool> & Sendable, appended: Bool = false) -> ConfigField {
-        ConfigField(name: name, appended: appended, get: { .bool($0[keyPath: kp]) }, set: { c, v in
-            guard let b = v.bool else { return false }
-            c[keyPath: kp] = b; return true
-        })
-    }
-    /// 64-bit integers are JSON strings (a JSON number is a double).
-    static func int64(_ name: String, _ kp: WritableKeyPath<ModelConfig, Int64> & Sendable) -> ConfigField {
-        ConfigField(name: name, appended: false, get: { .string(String($0[keyPath: kp])) }, set: { c, v in
-            guard let s = v.string, let x = Int64(s) else { return false }
-            c[keyPath: kp] = x; return true
-        })
-    }
-    static func uint64(_ name: String, _ kp: WritableKeyPath<ModelConfig, UInt64> & Sendable) -> ConfigField {
-        ConfigField(name: name, appended: false, get: { .string(String($0[keyPath: kp])) }, set: { c, v in
-            guard let s = v.string, let x = UInt64(s) else { return false }
-            c[keyPath: kp] = x; return true
-        })
-    }
-}
-
 extension ModelConfig {
-    /// Every field, in the order of ijepa_config in include/ijepa.h.
-    public static let fields: [ConfigField] = [
-        .int("image_size", \.imageSize), .int("patch_size", \.patchSize), .int("in_chans", \.inChans),
-        .int("embed_dim", \.embedDim), .int("depth", \.depth), .int("num_heads", \.numHeads),
-        .float("mlp_ratio", \.mlpRatio),
-        .int("pred_embed_dim", \.predEmbedDim), .int("pred_depth", \.predDepth), .int("pred_num_heads", \.predNumHeads),
-        .int("num_enc_masks", \.numEncMasks), .int("num_pred_masks", \.numPredMasks), .int("min_keep", \.minKeep),
-        .bool("allow_overlap", \.allowOverlap), .bool("full_grid", \.fullGrid),
-        .pair("enc_mask_scale", \.encMaskScale), .pair("pred_mask_scale", \.predMaskScale),
-        .pair("aspect_ratio", \.aspectRatio),
-        .float("start_lr", \.startLR), .float("lr", \.lr), .float("final_lr", \.finalLR),
-        .float("weight_decay", \.weightDecay), .float("final_weight_decay", \.finalWeightDecay),
-        .float("ema_start", \.emaStart), .float("ema_end", \.emaEnd),
-        .int64("warmup_steps", \.warmupSteps), .int64("total_steps", \.totalSteps),
-        .uint64("seed", \.seed), .int("n_threads", \.nThreads),
-        .bool("ragged_context", \.raggedContext, appended: true),
-    ]
-
     /// All fields, with the C header's names.
     public var json: JSONValue { .object(Self.fields.map { ($0.name, $0.get(self)) }) }
 
     /// Reads a config written by `json`; every field is required and type-checked, except those
     /// appended after the first release, which older files lack: absent means the default.
     public init(json j: JSONValue) throws {
+        try self.init(jsonIgnoringValidity: j)
+        do { try validate() } catch let e as IJEPAError { throw IJEPAError.format("checkpoint config is invalid: \(e.message)") }
+    }
+
+    /// `init(json:)` without the final `validate()`: every field present and of its type.
+    init(jsonIgnoringValidity j: JSONValue) throws {
         self.init()
         for f in Self.fields {
             guard let v = j[f.name] else {
@@ -104,7 +40,6 @@ extension ModelConfig {
             }
             if !f.set(&self, v) { throw IJEPAError.format("checkpoint config: field '\(f.name)' is missing or has the wrong type") }
         }
-        do { try validate() } catch let e as IJEPAError { throw IJEPAError.format("checkpoint config is invalid: \(e.message)") }
     }
 }
 

@@ -1,6 +1,8 @@
+import CIJEPA
+
 /// Everything that defines a model and its training recipe. Field for field the same as
-/// `ijepa_config` in include/ijepa.h. Defaults are the official recipe's values on a
-/// vit_tiny-sized model at 224/16.
+/// `ijepa_config` in include/ijepa.h; `ModelConfig.fields` (below) is the one list of the
+/// fields. Defaults are the official recipe's values on a vit_tiny-sized model at 224/16.
 public struct ModelConfig: Equatable, Sendable {
     public var imageSize: Int = 224
     public var patchSize: Int = 16
@@ -146,5 +148,147 @@ public struct ModelConfig: Equatable, Sendable {
             throw bad("warmup_steps must be in 0...total_steps (\(totalSteps)), got \(warmupSteps)")
         }
         do { _ = try Exec.threads(nThreads) } catch { throw bad(error.message) }
+    }
+}
+
+// MARK: - the field table
+
+/// One field of ModelConfig and of `ijepa_config`: its name (the header's, the checkpoint
+/// JSON's and the bindings'), its kind, its place in the C struct and its conversions.
+/// `ModelConfig.fields` is the only list of the fields: the C conversion in both directions,
+/// the checkpoint JSON, equality, the Swift API's coding and the descriptions the bindings read
+/// (`ijepa_config_field`) all iterate it. Adding a field means declaring it in the header,
+/// adding the stored property and its line in the table, and using it.
+public struct ConfigField: Sendable {
+    /// The C type; the raw values are the header's IJEPA_TYPE_* constants.
+    public enum Kind: Int32, Sendable {
+        case int32 = 1, int64 = 2, uint64 = 3, float = 4
+        /// int32_t holding 0 or 1.
+        case bool = 5
+        /// float[2]: (min, max).
+        case floatPair = 6
+        public var cSize: Int { switch self { case .int64, .uint64, .floatPair: 8; default: 4 } }
+    }
+    public let name: String
+    public let kind: Kind
+    /// Byte offset of the field in ijepa_config.
+    public let cOffset: Int
+    /// A caller's struct holds the field only when its struct_size reaches this end.
+    public var cEnd: Int { cOffset + kind.cSize }
+    /// Not in the first release's struct: absent from older checkpoints and structs, which
+    /// means the default.
+    public var appended: Bool { cEnd > ModelConfig.firstReleaseCSize }
+    public let get: @Sendable (ModelConfig) -> JSONValue
+    /// false: the value is missing or of the wrong type; the config is then unchanged.
+    public let set: @Sendable (inout ModelConfig, JSONValue) -> Bool
+    public let toC: @Sendable (ModelConfig, inout ijepa_config) -> Void
+    public let fromC: @Sendable (ijepa_config, inout ModelConfig) -> Void
+
+    private init<S, C>(_ name: String, _ kind: Kind, _ kp: WritableKeyPath<ModelConfig, S> & Sendable,
+                       _ ckp: WritableKeyPath<ijepa_config, C> & Sendable,
+                       json: @escaping @Sendable (S) -> JSONValue, parse: @escaping @Sendable (JSONValue) -> S?,
+                       toC: @escaping @Sendable (S) -> C, fromC: @escaping @Sendable (C) -> S) {
+        self.name = name
+        self.kind = kind
+        // Every table entry names a stored field of the imported struct, so the offset exists;
+        // the fallback (past the end) would fail the field-table tests, never trap.
+        cOffset = MemoryLayout<ijepa_config>.offset(of: ckp) ?? MemoryLayout<ijepa_config>.size
+        get = { json($0[keyPath: kp]) }
+        set = { c, v in
+            guard let x = parse(v) else { return false }
+            c[keyPath: kp] = x; return true
+        }
+        self.toC = { c, o in o[keyPath: ckp] = toC(c[keyPath: kp]) }
+        self.fromC = { o, c in c[keyPath: kp] = fromC(o[keyPath: ckp]) }
+    }
+
+    static func int(_ name: String, _ kp: WritableKeyPath<ModelConfig, Int> & Sendable,
+                    _ ckp: WritableKeyPath<ijepa_config, Int32> & Sendable) -> ConfigField {
+        ConfigField(name, .int32, kp, ckp, json: { .number(Double($0)) }, parse: {
+            guard let d = $0.number, d == d.rounded(), abs(d) < 1e9 else { return nil }
+            return Int(d)
+        }, toC: { Int32(clamping: $0) }, fromC: { Int($0) })
+    }
+    static func float(_ name: String, _ kp: WritableKeyPath<ModelConfig, Float> & Sendable,
+                      _ ckp: WritableKeyPath<ijepa_config, Float> & Sendable) -> ConfigField {
+        ConfigField(name, .float, kp, ckp, json: { .number(Double($0)) }, parse: { $0.number.map(Float.init) },
+                    toC: { $0 }, fromC: { $0 })
+    }
+    static func pair(_ name: String, _ kp: WritableKeyPath<ModelConfig, (Float, Float)> & Sendable,
+                     _ ckp: WritableKeyPath<ijepa_config, (Float, Float)> & Sendable) -> ConfigField {
+        ConfigField(name, .floatPair, kp, ckp, json: { .array([.number(Double($0.0)), .number(Double($0.1))]) }, parse: {
+            guard let a = $0.array, a.count == 2, let x = a[0].number, let y = a[1].number else { return nil }
+            return (Float(x), Float(y))
+        }, toC: { $0 }, fromC: { $0 })
+    }
+    static func bool(_ name: String, _ kp: WritableKeyPath<ModelConfig, Bool> & Sendable,
+                     _ ckp: WritableKeyPath<ijepa_config, Int32> & Sendable) -> ConfigField {
+        ConfigField(name, .bool, kp, ckp, json: { .bool($0) }, parse: { $0.bool },
+                    toC: { $0 ? 1 : 0 }, fromC: { $0 != 0 })
+    }
+    /// 64-bit integers are written as JSON strings (a JSON number is a double); read from a
+    /// string, or from a number that is an exact integer.
+    static func int64(_ name: String, _ kp: WritableKeyPath<ModelConfig, Int64> & Sendable,
+                      _ ckp: WritableKeyPath<ijepa_config, Int64> & Sendable) -> ConfigField {
+        ConfigField(name, .int64, kp, ckp, json: { .string(String($0)) }, parse: { v in
+            if let s = v.string { return Int64(s) }
+            guard let d = v.number, d == d.rounded(), abs(d) <= 9.007199254740992e15 else { return nil }
+            return Int64(d)
+        }, toC: { $0 }, fromC: { $0 })
+    }
+    static func uint64(_ name: String, _ kp: WritableKeyPath<ModelConfig, UInt64> & Sendable,
+                       _ ckp: WritableKeyPath<ijepa_config, UInt64> & Sendable) -> ConfigField {
+        ConfigField(name, .uint64, kp, ckp, json: { .string(String($0)) }, parse: { v in
+            if let s = v.string { return UInt64(s) }
+            guard let d = v.number, d == d.rounded(), d >= 0, d <= 9.007199254740992e15 else { return nil }
+            return UInt64(d)
+        }, toC: { $0 }, fromC: { $0 })
+    }
+}
+
+extension ModelConfig {
+    /// Every field, in the order of ijepa_config in include/ijepa.h.
+    public static let fields: [ConfigField] = [
+        .int("image_size", \.imageSize, \.image_size), .int("patch_size", \.patchSize, \.patch_size),
+        .int("in_chans", \.inChans, \.in_chans),
+        .int("embed_dim", \.embedDim, \.embed_dim), .int("depth", \.depth, \.depth),
+        .int("num_heads", \.numHeads, \.num_heads),
+        .float("mlp_ratio", \.mlpRatio, \.mlp_ratio),
+        .int("pred_embed_dim", \.predEmbedDim, \.pred_embed_dim), .int("pred_depth", \.predDepth, \.pred_depth),
+        .int("pred_num_heads", \.predNumHeads, \.pred_num_heads),
+        .int("num_enc_masks", \.numEncMasks, \.num_enc_masks), .int("num_pred_masks", \.numPredMasks, \.num_pred_masks),
+        .int("min_keep", \.minKeep, \.min_keep),
+        .bool("allow_overlap", \.allowOverlap, \.allow_overlap), .bool("full_grid", \.fullGrid, \.full_grid),
+        .pair("enc_mask_scale", \.encMaskScale, \.enc_mask_scale),
+        .pair("pred_mask_scale", \.predMaskScale, \.pred_mask_scale),
+        .pair("aspect_ratio", \.aspectRatio, \.aspect_ratio),
+        .float("start_lr", \.startLR, \.start_lr), .float("lr", \.lr, \.lr), .float("final_lr", \.finalLR, \.final_lr),
+        .float("weight_decay", \.weightDecay, \.weight_decay),
+        .float("final_weight_decay", \.finalWeightDecay, \.final_weight_decay),
+        .float("ema_start", \.emaStart, \.ema_start), .float("ema_end", \.emaEnd, \.ema_end),
+        .int64("warmup_steps", \.warmupSteps, \.warmup_steps), .int64("total_steps", \.totalSteps, \.total_steps),
+        .uint64("seed", \.seed, \.seed), .int("n_threads", \.nThreads, \.n_threads),
+        .bool("ragged_context", \.raggedContext, \.ragged_context),
+    ]
+
+    /// sizeof(ijepa_config) in the first release of ABI 1: up to n_threads plus 4 bytes of tail
+    /// padding (now the field `reserved0`, never read). A caller's struct must be at least this
+    /// large; fields past it are read and written only when the caller's struct_size covers
+    /// them, so a struct from an older header gets their defaults and is never written past.
+    public static let firstReleaseCSize = (MemoryLayout<ijepa_config>.offset(of: \ijepa_config.reserved0) ?? 0) + 4
+
+    /// The C struct, every field set, struct_size = sizeof(ijepa_config).
+    public var cStruct: ijepa_config {
+        var o = ijepa_config()
+        o.struct_size = UInt32(MemoryLayout<ijepa_config>.size)
+        for f in Self.fields { f.toC(self, &o) }
+        return o
+    }
+
+    /// From a caller's struct whose struct_size (at least firstReleaseCSize, checked by the
+    /// caller) is `size`: the fields it covers; the others keep their defaults.
+    public init(cStruct o: ijepa_config, size: Int) {
+        self.init()
+        for f in Self.fields where f.cEnd <= size { f.fromC(o, &self) }
     }
 }

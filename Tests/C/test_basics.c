@@ -5,6 +5,7 @@
  * augmentation helpers and the log callback.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,38 @@ static void test_config_output_sizes(void) {
     CHECK_OK(ijepa_config_default(c));
     for (size_t i = 152; i < sizeof buf; i++) untouched &= buf[i] == 0xC3;
     CHECK(untouched, "ijepa_config_default: nothing written past 152 bytes");
+}
+
+/* ijepa_config_field describes every field of the header's struct: name, type and offset. */
+static void test_config_fields(void) {
+    static const struct { const char *name; size_t offset; int32_t type; } want[] = {
+#define F(n, t) {#n, offsetof(ijepa_config, n), IJEPA_TYPE_##t}
+        F(image_size, INT32), F(patch_size, INT32), F(in_chans, INT32), F(embed_dim, INT32),
+        F(depth, INT32), F(num_heads, INT32), F(mlp_ratio, FLOAT), F(pred_embed_dim, INT32),
+        F(pred_depth, INT32), F(pred_num_heads, INT32), F(num_enc_masks, INT32),
+        F(num_pred_masks, INT32), F(min_keep, INT32), F(allow_overlap, BOOL), F(full_grid, BOOL),
+        F(enc_mask_scale, FLOAT_PAIR), F(pred_mask_scale, FLOAT_PAIR), F(aspect_ratio, FLOAT_PAIR),
+        F(start_lr, FLOAT), F(lr, FLOAT), F(final_lr, FLOAT), F(weight_decay, FLOAT),
+        F(final_weight_decay, FLOAT), F(ema_start, FLOAT), F(ema_end, FLOAT),
+        F(warmup_steps, INT64), F(total_steps, INT64), F(seed, UINT64), F(n_threads, INT32),
+        F(ragged_context, BOOL),
+#undef F
+    };
+    int32_t n = ijepa_config_field_count();
+    CHECK(n == (int32_t)(sizeof want / sizeof want[0]), "%d fields", n);
+    for (int32_t i = 0; i < n && i < (int32_t)(sizeof want / sizeof want[0]); i++) {
+        const char *name = NULL;
+        int32_t type = 0;
+        size_t offset = 0;
+        CHECK_OK(ijepa_config_field(i, &name, &type, &offset));
+        CHECK(name && strcmp(name, want[i].name) == 0, "field %d is %s, want %s", i, name ? name : "NULL", want[i].name);
+        CHECK(type == want[i].type, "%s: type %d, want %d", want[i].name, type, want[i].type);
+        CHECK(offset == want[i].offset, "%s: offset %zu, want %zu", want[i].name, offset, want[i].offset);
+    }
+    CHECK_OK(ijepa_config_field(0, NULL, NULL, NULL));
+    CHECK(ijepa_config_field(n, NULL, NULL, NULL) == IJEPA_ERR_INVALID_ARGUMENT, "index n accepted");
+    CHECK(ijepa_config_field(-1, NULL, NULL, NULL) == IJEPA_ERR_INVALID_ARGUMENT, "index -1 accepted");
+    CHECK(strstr(ijepa_last_error(), "out of range") != NULL, "message: %s", ijepa_last_error());
 }
 
 static void test_get_config_roundtrip(void) {
@@ -794,6 +827,7 @@ int main(void) {
     test_config_default();
     test_presets();
     test_get_config_roundtrip();
+    test_config_fields();
     test_config_output_sizes();
 
     ijepa_config c = small_config();

@@ -85,26 +85,9 @@ IJEPA_LOG_ERROR = 3
 
 # ---- structs --------------------------------------------------------------------------------
 class ijepa_config(Structure):
-    _fields_ = [
-        ("struct_size", c_uint32),
-        ("image_size", c_int32), ("patch_size", c_int32), ("in_chans", c_int32),
-        ("embed_dim", c_int32), ("depth", c_int32), ("num_heads", c_int32),
-        ("mlp_ratio", c_float),
-        ("pred_embed_dim", c_int32), ("pred_depth", c_int32), ("pred_num_heads", c_int32),
-        ("num_enc_masks", c_int32), ("num_pred_masks", c_int32), ("min_keep", c_int32),
-        ("allow_overlap", c_int32), ("full_grid", c_int32),
-        ("enc_mask_scale", c_float * 2), ("pred_mask_scale", c_float * 2),
-        ("aspect_ratio", c_float * 2),
-        ("start_lr", c_float), ("lr", c_float), ("final_lr", c_float),
-        ("weight_decay", c_float), ("final_weight_decay", c_float),
-        ("ema_start", c_float), ("ema_end", c_float),
-        ("warmup_steps", c_int64), ("total_steps", c_int64),
-        ("seed", c_uint64),
-        ("n_threads", c_int32),
-        # appended after the first release (read only when struct_size covers them)
-        ("reserved0", c_int32),       # the first release's tail padding: ignored
-        ("ragged_context", c_int32),
-    ]
+    """``ijepa_config``. Its ``_fields_`` come from the loaded library's field table
+    (``ijepa_config_field``, see ``config_fields``), so a field the library adds needs no
+    change here; gaps (``reserved0``) become ``_pad<offset>`` bytes."""
 
 
 class ijepa_masks(Structure):
@@ -191,6 +174,8 @@ PROTOTYPES = {
     "ijepa_last_error": (c_char_p, []),
     "ijepa_config_default": (c_int, [POINTER(ijepa_config)]),
     "ijepa_config_preset": (c_int, [c_char_p, POINTER(ijepa_config)]),
+    "ijepa_config_field_count": (c_int32, []),
+    "ijepa_config_field": (c_int, [c_int32, POINTER(c_char_p), POINTER(c_int32), POINTER(c_size_t)]),
     "ijepa_model_create": (c_int, [POINTER(ijepa_config), POINTER(_model_p)]),
     "ijepa_model_free": (None, [_model_p]),
     "ijepa_model_get_config": (c_int, [_model_p, POINTER(ijepa_config)]),
@@ -402,3 +387,49 @@ def _check_abi(dll, where):
 
 
 lib, library_path = load_library()
+
+# ---- ijepa_config from the library's field table ----------------------------------------------
+IJEPA_TYPE_INT32 = 1
+IJEPA_TYPE_INT64 = 2
+IJEPA_TYPE_UINT64 = 3
+IJEPA_TYPE_FLOAT = 4
+IJEPA_TYPE_BOOL = 5
+IJEPA_TYPE_FLOAT_PAIR = 6
+_CTYPE = {IJEPA_TYPE_INT32: c_int32, IJEPA_TYPE_INT64: c_int64, IJEPA_TYPE_UINT64: c_uint64,
+          IJEPA_TYPE_FLOAT: c_float, IJEPA_TYPE_BOOL: c_int32, IJEPA_TYPE_FLOAT_PAIR: c_float * 2}
+
+
+def _config_fields(dll):
+    """[(name, IJEPA_TYPE_*, offset)] of ijepa_config, in struct order, from the library."""
+    out = []
+    for i in range(dll.ijepa_config_field_count()):
+        name, ty, off = c_char_p(), c_int32(), c_size_t()
+        if dll.ijepa_config_field(i, ctypes.byref(name), ctypes.byref(ty), ctypes.byref(off)) != 0:
+            raise LibraryNotFoundError("%s: ijepa_config_field(%d) failed" % (library_path, i))
+        if ty.value not in _CTYPE:
+            raise LibraryNotFoundError("%s: config field %r has unknown type %d"
+                                       % (library_path, name.value, ty.value))
+        out.append((name.value.decode("ascii"), ty.value, off.value))
+    return out
+
+
+def _config_layout(fields):
+    layout, end = [("struct_size", c_uint32)], ctypes.sizeof(c_uint32)
+    for name, ty, off in sorted(fields, key=lambda f: f[2]):
+        if off < end:
+            raise LibraryNotFoundError("%s: config field %r overlaps the previous one"
+                                       % (library_path, name))
+        if off > end:
+            layout.append(("_pad%d" % end, c_uint8 * (off - end)))
+        layout.append((name, _CTYPE[ty]))
+        end = off + ctypes.sizeof(_CTYPE[ty])
+    return layout
+
+
+#: (name, IJEPA_TYPE_*, offset) of every ijepa_config field, in struct order.
+config_fields = tuple(_config_fields(lib))
+ijepa_config._fields_ = _config_layout(config_fields)
+for _name, _ty, _off in config_fields:
+    if getattr(ijepa_config, _name).offset != _off:
+        raise LibraryNotFoundError("%s: config field %r is at offset %d in the library, %d here"
+                                   % (library_path, _name, _off, getattr(ijepa_config, _name).offset))

@@ -20,23 +20,10 @@ _I32 = (-(1 << 31), (1 << 31) - 1)
 _I64 = (-(1 << 63), (1 << 63) - 1)
 _U64 = (0, (1 << 64) - 1)
 
-# field -> kind, in struct order (struct_size and reserved0 excluded: they are managed here).
-_FIELDS = {
-    "image_size": "i32", "patch_size": "i32", "in_chans": "i32",
-    "embed_dim": "i32", "depth": "i32", "num_heads": "i32",
-    "mlp_ratio": "f32",
-    "pred_embed_dim": "i32", "pred_depth": "i32", "pred_num_heads": "i32",
-    "num_enc_masks": "i32", "num_pred_masks": "i32", "min_keep": "i32",
-    "allow_overlap": "bool", "full_grid": "bool",
-    "enc_mask_scale": "pair", "pred_mask_scale": "pair", "aspect_ratio": "pair",
-    "start_lr": "f32", "lr": "f32", "final_lr": "f32",
-    "weight_decay": "f32", "final_weight_decay": "f32",
-    "ema_start": "f32", "ema_end": "f32",
-    "warmup_steps": "i64", "total_steps": "i64",
-    "seed": "u64",
-    "n_threads": "i32",
-    "ragged_context": "bool",   # appended after the first release of the struct
-}
+# field -> kind, in struct order, from the library's field table (struct_size is managed here).
+_KIND = {_lib.IJEPA_TYPE_INT32: "i32", _lib.IJEPA_TYPE_INT64: "i64", _lib.IJEPA_TYPE_UINT64: "u64",
+         _lib.IJEPA_TYPE_FLOAT: "f32", _lib.IJEPA_TYPE_BOOL: "bool", _lib.IJEPA_TYPE_FLOAT_PAIR: "pair"}
+_FIELDS = {name: _KIND[ty] for name, ty, _ in _lib.config_fields}
 FIELDS = tuple(_FIELDS)
 
 
@@ -98,12 +85,9 @@ class Config:
     type raise :class:`ijepa.InvalidArgumentError`. Ranges (e.g. embed_dim divisible by
     num_heads) are checked by the library when a :class:`ijepa.Model` is created.
 
-    Fields (snake_case, as in the C header): image_size, patch_size, in_chans, embed_dim,
-    depth, num_heads, mlp_ratio, pred_embed_dim, pred_depth, pred_num_heads (0 = num_heads),
-    num_enc_masks, num_pred_masks, min_keep, allow_overlap, full_grid, enc_mask_scale,
-    pred_mask_scale, aspect_ratio (pairs), start_lr, lr, final_lr, weight_decay,
-    final_weight_decay, ema_start, ema_end, warmup_steps, total_steps, seed, n_threads,
-    ragged_context.
+    Fields: those of ``ijepa_config`` in the C header, with its snake_case names, in struct
+    order (:data:`ijepa.config.FIELDS`, read from the loaded library); the three ranges
+    (enc_mask_scale, pred_mask_scale, aspect_ratio) are (min, max) pairs.
 
     ``ragged_context=True`` (not the official code; default False) makes training with
     sampled masks keep every image's whole context instead of cutting all contexts of the
@@ -153,10 +137,18 @@ class Config:
         return cls(**d)
 
     def _load_c(self, c):
+        """The fields c.struct_size covers; the others (a struct from an older caller) keep
+        the library's defaults, as the library itself reads such a struct."""
+        default = None
         for name, kind in _FIELDS.items():
-            v = getattr(c, name)
-            if name in _APPENDED and not _APPENDED[name](c):
-                v = 0   # not covered by struct_size: the library predates the field
+            field = getattr(_lib.ijepa_config, name)
+            if field.offset + field.size <= c.struct_size:
+                v = getattr(c, name)
+            else:
+                if default is None:
+                    default = _lib.ijepa_config(struct_size=ctypes_sizeof_config)
+                    check(_lib.lib.ijepa_config_default(default), "ijepa_config_default")
+                v = getattr(default, name)
             if kind == "pair":
                 v = (_f32(v[0]), _f32(v[1]))
             elif kind == "f32":
@@ -235,12 +227,3 @@ import ctypes as _ctypes  # noqa: E402
 
 ctypes_sizeof_config = _ctypes.sizeof(_lib.ijepa_config)
 
-
-def _covers(name):
-    end = getattr(_lib.ijepa_config, name).offset + _ctypes.sizeof(_ctypes.c_int32)
-    return lambda c: c.struct_size >= end
-
-
-#: Fields appended after the first release -> whether a struct (e.g. from an older library)
-#: holds them; when it does not, the field reads as 0.
-_APPENDED = {"ragged_context": _covers("ragged_context")}
