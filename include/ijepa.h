@@ -101,6 +101,9 @@ int ijepa_config_default(ijepa_config *out);
  * better features at 20 epochs on Fashion-MNIST, docs/ragged.md). IJEPA_ERR_INVALID_ARGUMENT
  * for other names. */
 int ijepa_config_preset(const char *name, ijepa_config *out);
+/* The name of preset `index` (0 <= index), in the order listed above; NULL past the last. Static
+ * storage. Thread-safe. */
+const char *ijepa_config_preset_name(int32_t index);
 
 /* The fields of ijepa_config, described for bindings that build the struct from the loaded
  * library (the Python package does): struct_size and reserved0 are not listed; every other

@@ -21,6 +21,15 @@ func swiftConfig(_ p: UnsafePointer<ijepa_config>?, _ arg: String = "cfg") throw
 /// The field names as C strings, allocated once and never freed (static storage for callers).
 nonisolated(unsafe) private let configFieldNames: [UnsafeMutablePointer<CChar>?] = ModelConfig.fields.map { strdup($0.name) }
 
+/// The preset names as C strings, allocated once and never freed.
+nonisolated(unsafe) private let presetNames: [UnsafeMutablePointer<CChar>?] = ModelConfig.presetNames.map { strdup($0) }
+
+@c @implementation
+public func ijepa_config_preset_name(_ index: Int32) -> UnsafePointer<CChar>? {
+    guard index >= 0, Int(index) < presetNames.count else { return nil }
+    return UnsafePointer(presetNames[Int(index)])
+}
+
 @c @implementation
 public func ijepa_config_field_count() -> Int32 {
     Int32(ModelConfig.fields.count)

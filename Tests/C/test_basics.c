@@ -162,23 +162,27 @@ static void test_presets(void) {
         ijepa_model_free(m);
     }
     /* "fmnist-tiny" is accepted as an alias by the implementation but is not in the header. */
+    size_t n = 0;
+    while (ijepa_config_preset_name((int32_t)n) != NULL) n++;
+    CHECK(n == sizeof P / sizeof P[0], "%zu preset names", n);
+    for (size_t i = 0; i < n && i < sizeof P / sizeof P[0]; i++)
+        CHECK(strcmp(ijepa_config_preset_name((int32_t)i), P[i].name) == 0, "preset %zu is %s", i,
+              ijepa_config_preset_name((int32_t)i));
+    CHECK(ijepa_config_preset_name(-1) == NULL, "preset -1");
 }
 
-/* Field by field: structs have padding bytes, which memcmp would compare too. */
+/* Field by field, over the library's field table (structs have padding bytes, which memcmp
+ * over the whole struct would compare too). */
 static int config_equal(const ijepa_config *o, const ijepa_config *c) {
-    return o->struct_size == c->struct_size && o->image_size == c->image_size && o->patch_size == c->patch_size &&
-           o->in_chans == c->in_chans && o->embed_dim == c->embed_dim && o->depth == c->depth &&
-           o->num_heads == c->num_heads && o->mlp_ratio == c->mlp_ratio && o->pred_embed_dim == c->pred_embed_dim &&
-           o->pred_depth == c->pred_depth && o->pred_num_heads == c->pred_num_heads &&
-           o->num_enc_masks == c->num_enc_masks && o->num_pred_masks == c->num_pred_masks &&
-           o->min_keep == c->min_keep && o->allow_overlap == c->allow_overlap && o->full_grid == c->full_grid &&
-           o->enc_mask_scale[0] == c->enc_mask_scale[0] && o->enc_mask_scale[1] == c->enc_mask_scale[1] &&
-           o->pred_mask_scale[0] == c->pred_mask_scale[0] && o->pred_mask_scale[1] == c->pred_mask_scale[1] &&
-           o->aspect_ratio[0] == c->aspect_ratio[0] && o->aspect_ratio[1] == c->aspect_ratio[1] &&
-           o->start_lr == c->start_lr && o->lr == c->lr && o->final_lr == c->final_lr &&
-           o->weight_decay == c->weight_decay && o->final_weight_decay == c->final_weight_decay &&
-           o->ema_start == c->ema_start && o->ema_end == c->ema_end && o->warmup_steps == c->warmup_steps &&
-           o->total_steps == c->total_steps && o->seed == c->seed && o->n_threads == c->n_threads;
+    if (o->struct_size != c->struct_size) return 0;
+    for (int32_t i = 0; i < ijepa_config_field_count(); i++) {
+        int32_t type = 0;
+        size_t offset = 0;
+        if (ijepa_config_field(i, NULL, &type, &offset) != IJEPA_OK) return 0;
+        size_t size = type == IJEPA_TYPE_INT64 || type == IJEPA_TYPE_UINT64 || type == IJEPA_TYPE_FLOAT_PAIR ? 8 : 4;
+        if (memcmp((const char *)o + offset, (const char *)c + offset, size) != 0) return 0;
+    }
+    return 1;
 }
 
 static int stats_equal(const ijepa_step_stats *a, const ijepa_step_stats *b) {

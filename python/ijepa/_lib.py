@@ -174,6 +174,7 @@ PROTOTYPES = {
     "ijepa_last_error": (c_char_p, []),
     "ijepa_config_default": (c_int, [POINTER(ijepa_config)]),
     "ijepa_config_preset": (c_int, [c_char_p, POINTER(ijepa_config)]),
+    "ijepa_config_preset_name": (c_char_p, [c_int32]),
     "ijepa_config_field_count": (c_int32, []),
     "ijepa_config_field": (c_int, [c_int32, POINTER(c_char_p), POINTER(c_int32), POINTER(c_size_t)]),
     "ijepa_model_create": (c_int, [POINTER(ijepa_config), POINTER(_model_p)]),

@@ -12,9 +12,20 @@ from .errors import InvalidArgumentError, check
 
 __all__ = ["Config", "PRESETS"]
 
-#: Preset names understood by Config.preset (the header's list).
-PRESETS = ("vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant",
-           "fmnist_tiny", "fmnist_tiny_ragged", "tiny32")
+
+
+def _preset_names():
+    names, i = [], 0
+    while True:
+        n = _lib.lib.ijepa_config_preset_name(i)
+        if n is None:
+            return tuple(names)
+        names.append(n.decode("ascii"))
+        i += 1
+
+
+#: Preset names understood by Config.preset, from the library (ijepa_config_preset_name).
+PRESETS = _preset_names()
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
 _I64 = (-(1 << 63), (1 << 63) - 1)
