@@ -244,11 +244,8 @@ final class TransformerStack {
                                                                probs: st.probOffTail[s0], s)
                                  : TransformerStack.offset(st.layers[l], rows: st.rowOff[s0], probs: st.probOff[s0], s)
                     a.ln1 = ln; a.ln2 = ln; a.attn = attn; a.gelu = gelu   // consumed within the block
-                    if last {
-                        st.blockForwardTail(a, x: x, seq: s0, count: n, params: params, blocks[l])
-                    } else {
-                        st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true)
-                    }
+                    st.blockForward(a, x: x, seq: s0, count: n, params: params, blocks[l], keep: true,
+                                    tail: last ? st.tail : 0)
                     x = CFPtr(a.out)
                 }
             }
@@ -276,32 +273,29 @@ final class TransformerStack {
                          fc1: a.fc1 + c * Hd, gelu: a.gelu, out: a.out + c * W)
     }
 
-    /// The last training block with an output tail k on sequences seq..<seq+count: LayerNorm
-    /// and qkv for every row (keys and values), attention for the last k queries of each
-    /// sequence, then the residual, projection and MLP on those rows only, written compact.
-    func blockForwardTail(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets) {
-        let s = shape, W = s.W, ex = Exec.serial, k = tail
-        let M = rowOff[seq + S] - rowOff[seq], Mq = S * k
-        normQKV(a, x: x, rows: M, params: w, o, ex)
-        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOffTail + seq, maxT: s.T,
-                         W, s.H, ex, tail: k)
-        // the residual stream of the tail rows, compact
-        for i in 0..<S {
-            (a.res1 + i * k * W).update(from: x + (rowOff[seq + i + 1] - rowOff[seq] - k) * W, count: k * W)
-        }
-        projMLP(a, r1: a.res1, residual: nil, out: a.out, rows: Mq, params: w, o, ex)
-    }
-
     /// One block on sequences seq..<seq+count, its kernels on `ex` (serial when the caller
-    /// parallelizes over chunks). keep: write res1/out into `a` (training); otherwise update x
-    /// in place (inference).
+    /// parallelizes over chunks):
+    ///   ln1, qkv = normQKV(x)                          [M, W], [M, 3W]  (every row: keys, values)
+    ///   attn     = attention(qkv)                      [m, W]  (m = M, or S·k with a tail k)
+    ///   res1     = x + proj(attn); out = res1 + mlp(res1)   [m, W]
+    /// keep: write res1/out into `a` (training); otherwise update x in place (inference).
+    /// tail k > 0 (training, the last layer with an output tail): only the last k rows of each
+    /// sequence are queries; their residual stream, res1 and out are written compact (sequence
+    /// s's rows at s·k).
     func blockForward(_ a: LayerActs, x: CFPtr, seq: Int, count S: Int, params w: CFPtr, _ o: BlockOffsets, keep: Bool,
-                      _ ex: Exec = .serial) {
-        let s = shape
+                      tail k: Int = 0, _ ex: Exec = .serial) {
+        let s = shape, W = s.W
         let M = rowOff[seq + S] - rowOff[seq]
         normQKV(a, x: x, rows: M, params: w, o, ex)
-        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: probOff + seq, maxT: s.T, s.W, s.H, ex)
-        if keep {
+        attentionForward(a.attn, a.probs, a.qkv, S, rowOff: rowOff + seq, probOff: (k > 0 ? probOffTail : probOff) + seq,
+                         maxT: s.T, W, s.H, ex, tail: k)
+        if k > 0 {
+            // the residual stream of the tail rows, compact
+            for i in 0..<S {
+                (a.res1 + i * k * W).update(from: x + (rowOff[seq + i + 1] - rowOff[seq] - k) * W, count: k * W)
+            }
+            projMLP(a, r1: a.res1, residual: nil, out: a.out, rows: S * k, params: w, o, ex)
+        } else if keep {
             projMLP(a, r1: a.res1, residual: x, out: a.out, rows: M, params: w, o, ex)
         } else {
             let r1 = FPtr(mutating: x)
@@ -401,64 +395,48 @@ final class TransformerStack {
     /// `input` (a scratch pointer valid until the next prepareBackward of a stack sharing the
     /// scratch). Param grads accumulate.
     func backward(params w: CFPtr, grads g: FPtr, blocks: [BlockOffsets], _ ex: Exec) throws(IJEPAError) -> FPtr {
-        let s = shape, M = self.M, W = s.W, Hd = s.hidden
-        for l in stride(from: s.depth - 1, through: 0, by: -1) {
-            let a = layers[l], o = blocks[l]
+        for l in stride(from: shape.depth - 1, through: 0, by: -1) {
             let xin = l == 0 ? CFPtr(input) : CFPtr(layers[l - 1].out)
-            if tail > 0 && l == s.depth - 1 {
-                try backwardTail(a, xin: xin, params: w, grads: g, o, ex)
-                continue
-            }
-            // MLP branch: out = res1 + fc2(gelu(fc1(ln2(res1)))); gelu and ln2 are recomputed
-            linearBackwardInput(dhid, dres, w + o.fc2W, M, Hd, W, ex)            // dgelu
-            geluRecomputeBackward(big, dhid, dhid, a.fc1, M * Hd, ex)            // gelu; dfc1 in place
-            linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, M, Hd, W, ex)
-            layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, M, W, lnEps, ex)
-            linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, M, W, Hd, ex)
-            try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
-                              w + o.norm2W, M, W, accumulate: true, ex)
-            // attention branch: res1 = x + proj(attn(ln1(x))); attn recomputed into dln (free
-            // until the qkv backward), dattn in lnRe, dqkv in big
-            attentionRecomputeOutput(dln, a.probs, a.qkv, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T, W, s.H, ex)
-            linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, M, W, W, ex)
-            attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T,
-                              W, s.H, ex)
-            layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
-            linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
-            try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
-                              w + o.norm1W, M, W, accumulate: true, ex)
+            try blockBackward(layers[l], xin: xin, params: w, grads: g, blocks[l], ex,
+                              tail: tail > 0 && l == shape.depth - 1 ? tail : 0)
         }
         return dres
     }
 
-    /// Backward through the last block with an output tail k (see blockForwardTail): dres holds
-    /// the compact [S·k, W] output gradient on entry and the full [M, W] input gradient on exit.
-    private func backwardTail(_ a: LayerActs, xin: CFPtr, params w: CFPtr, grads g: FPtr, _ o: BlockOffsets,
-                              _ ex: Exec) throws(IJEPAError) {
-        let s = shape, M = self.M, W = s.W, Hd = s.hidden, k = tail, Mq = s.S * k
-        // MLP branch on the tail rows
-        linearBackwardInput(dhid, dres, w + o.fc2W, Mq, Hd, W, ex)
-        geluRecomputeBackward(big, dhid, dhid, a.fc1, Mq * Hd, ex)
-        linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, Mq, Hd, W, ex)
-        layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, Mq, W, lnEps, ex)
-        linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, Mq, W, Hd, ex)
+    /// Backward through one block (blockForward with keep), next to it in reverse:
+    /// dres holds the output gradient on entry ([M, W], or [S·k, W] compact with a tail k) and
+    /// the input gradient [M, W] on exit. gelu, ln2, the attention output and ln1 are recomputed.
+    private func blockBackward(_ a: LayerActs, xin: CFPtr, params w: CFPtr, grads g: FPtr, _ o: BlockOffsets,
+                               _ ex: Exec, tail k: Int) throws(IJEPAError) {
+        let s = shape, M = self.M, W = s.W, Hd = s.hidden
+        let m = k > 0 ? s.S * k : M, probOff = k > 0 ? probOffTail : self.probOff
+        // MLP branch on the m query rows: out = res1 + fc2(gelu(fc1(ln2(res1))))
+        linearBackwardInput(dhid, dres, w + o.fc2W, m, Hd, W, ex)             // dgelu
+        geluRecomputeBackward(big, dhid, dhid, a.fc1, m * Hd, ex)             // gelu; dfc1 in place
+        linearBackwardWeight(g + o.fc2W, g + o.fc2B, dres, big, m, Hd, W, ex)
+        layerNormForward(lnRe, nil, nil, a.res1, w + o.norm2W, w + o.norm2B, m, W, lnEps, ex)
+        linearBackward(dln, g + o.fc1W, g + o.fc1B, dhid, lnRe, w + o.fc1W, m, W, Hd, ex)
         try layerNormBackward(dres, g + o.norm2W, g + o.norm2B, dln, a.res1, a.ln2Mean, a.ln2Rstd,
-                              w + o.norm2W, Mq, W, accumulate: true, ex)
-        // attention branch: tail queries; dK and dV for every row, dQ 0 on the other rows
-        attentionRecomputeOutput(dln, a.probs, a.qkv, s.S, rowOff: rowOff, probOff: probOffTail, maxT: s.T, W, s.H, ex,
+                              w + o.norm2W, m, W, accumulate: true, ex)
+        // attention branch: res1 = x + proj(attn(ln1(x))); attn recomputed into dln (free until
+        // the qkv backward), dattn in lnRe, dqkv in big (dK and dV for every row; with a tail,
+        // dQ is 0 on the rows that are not queries)
+        attentionRecomputeOutput(dln, a.probs, a.qkv, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T, W, s.H, ex,
                                  tail: k)
-        linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, Mq, W, W, ex)
-        attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOffTail, maxT: s.T,
+        linearBackward(lnRe, g + o.projW, g + o.projB, dres, dln, w + o.projW, m, W, W, ex)
+        attentionBackward(big, dprobs, lnRe, a.qkv, a.probs, s.S, rowOff: rowOff, probOff: probOff, maxT: s.T,
                           W, s.H, ex, tail: k)
         layerNormForward(lnRe, nil, nil, xin, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
         linearBackward(dln, g + o.qkvW, g + o.qkvB, big, lnRe, w + o.qkvW, M, W, 3 * W, ex)
-        // the residual: the tail rows' gradient scattered to their rows (0 on the others), plus
-        // the LayerNorm branch of every row
-        lnRe.update(from: dres, count: Mq * W)
-        dres.update(repeating: 0, count: M * W)
-        for q in 0..<s.S {
-            (dres + (rowOff[q + 1] - k) * W).update(from: lnRe + q * k * W, count: k * W)
+        if k > 0 {
+            // the residual: the tail rows' gradient scattered to their rows, 0 on the others
+            lnRe.update(from: dres, count: m * W)
+            dres.update(repeating: 0, count: M * W)
+            for q in 0..<s.S {
+                (dres + (rowOff[q + 1] - k) * W).update(from: lnRe + q * k * W, count: k * W)
+            }
         }
+        // plus the LayerNorm branch of every row
         try layerNormBackward(dres, g + o.norm1W, g + o.norm1B, dln, xin, a.ln1Mean, a.ln1Rstd,
                               w + o.norm1W, M, W, accumulate: true, ex)
     }
