@@ -12,7 +12,7 @@ public struct SaveFlags: OptionSet, Sendable {
 public let checkpointFormatVersion = "1"
 /// The library's version, "MAJOR.MINOR.PATCH": the one definition (the Makefile reads it from
 /// here for the SONAME's full name and ijepa.pc; the Python package's version must equal it).
-public let libraryVersionString = "0.1.0"
+public let libraryVersionString = "1.0.0"
 /// The step and the mask sampler's batch counter stay below this: a checkpoint load refuses
 /// larger values (so the counters can still advance), a step refuses to go past it
 /// (IJEPA_ERR_STATE) and the sampler's counter wraps to 0 there, so every state the library

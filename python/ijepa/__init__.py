@@ -37,7 +37,7 @@ __all__ = [
     "ABI_VERSION", "LOG_DEBUG", "LOG_INFO", "LOG_WARN", "LOG_ERROR",
 ]
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 LOG_DEBUG = _lib.IJEPA_LOG_DEBUG
 LOG_INFO = _lib.IJEPA_LOG_INFO

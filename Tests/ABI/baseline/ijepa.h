@@ -101,6 +101,29 @@ int ijepa_config_default(ijepa_config *out);
  * better features at 20 epochs on Fashion-MNIST, docs/ragged.md). IJEPA_ERR_INVALID_ARGUMENT
  * for other names. */
 int ijepa_config_preset(const char *name, ijepa_config *out);
+/* The name of preset `index` (0 <= index), in the order listed above; NULL past the last. Static
+ * storage. Thread-safe. */
+const char *ijepa_config_preset_name(int32_t index);
+
+/* The fields of ijepa_config, described for bindings that build the struct from the loaded
+ * library (the Python package does): struct_size and reserved0 are not listed; every other
+ * field is, in struct order. */
+enum {
+    IJEPA_TYPE_INT32 = 1,
+    IJEPA_TYPE_INT64 = 2,
+    IJEPA_TYPE_UINT64 = 3,
+    IJEPA_TYPE_FLOAT = 4,
+    IJEPA_TYPE_BOOL = 5,          /* int32_t holding 0 or 1                                   */
+    IJEPA_TYPE_FLOAT_PAIR = 6     /* float[2]: (min, max)                                      */
+};
+/* Number of fields ijepa_config_field describes. */
+int32_t ijepa_config_field_count(void);
+/* Field `index` (0 <= index < ijepa_config_field_count()): *name is the header's field name
+ * (also the key in a checkpoint's config JSON; static storage), *type an IJEPA_TYPE_*, *offset
+ * its byte offset in ijepa_config. Any of the three may be NULL. A caller's struct holds the
+ * field only if its struct_size reaches offset + the type's size.
+ * IJEPA_ERR_INVALID_ARGUMENT for an index out of range. Thread-safe. */
+int ijepa_config_field(int32_t index, const char **name, int32_t *type, size_t *offset);
 
 /* ---- model --------------------------------------------------------------------------- */
 typedef struct ijepa_model ijepa_model;
@@ -146,6 +169,7 @@ void ijepa_masks_free(ijepa_masks *masks);
 typedef struct ijepa_step_stats {
     int64_t step;                         /* optimizer steps taken, after this one            */
     float   loss, lr, weight_decay, ema_momentum, grad_norm;
+    float   reserved[7];                  /* 0; room for statistics of later releases          */
 } ijepa_step_stats;
 
 /* One official training step: lr/wd/EMA schedules advance, target encoder on the full images,
