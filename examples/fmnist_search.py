@@ -50,6 +50,31 @@ def evaluate_sets(out, base, sets, ty, vy, draws, sklearn_check):
               f"  std {r['feature_std']:.3f}  [{r['eval_s']:.0f} s]", flush=True)
 
 
+def print_table(path):
+    """One row per (variant, seed, features), the latest measurement of each; the differences
+    are against the random-init encoder of the same seed and features."""
+    import json
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            rows[(r["name"], r.get("seed"), r["features"])] = r
+    def pct(v):
+        return f"{100 * v:.1f}%"
+    print("| variant | seed | batch | steps | images | lr | EMA start | ragged | features | linear | 1% (5 draws) | kNN k=20 "
+          "| Δ random init (linear / 1% / kNN) | feature std |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|")
+    for (name, seed, feat), r in rows.items():
+        base = rows.get(("random-init", seed, feat.replace("context_", "target_")))
+        delta = "" if base is None or name == "random-init" else " / ".join(
+            f"{100 * (r[k] - base[k]):+.1f}" for k in ("linear", "low_shot", "knn"))
+        print(f"| {name} | {'' if seed is None else seed} | {r.get('batch', '')} | {r.get('steps', '')} "
+              f"| {r.get('images', '')} | {r.get('lr', '')} | {r.get('ema_start', '')} "
+              f"| {'yes' if r.get('ragged') else ''} | {feat} | {pct(r['linear'])} "
+              f"| {pct(r['low_shot'])} ± {100 * r['low_shot_std']:.1f} | {pct(r['knn'])} | {delta} "
+              f"| {r['feature_std']:.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="official")
@@ -67,9 +92,13 @@ def main():
     ap.add_argument("--sklearn-check", action="store_true")
     ap.add_argument("--no-eval", action="store_true", help="train and save the features only")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the saved features of --name/--seed")
+    ap.add_argument("--table", action="store_true",
+                    help="print --out/results.jsonl as a markdown table (pretrained - random init of the same seed)")
     ap.add_argument("--encoder-of-checkpoint", choices=("target", "context"),
                     help="compute and evaluate this encoder's features from the saved --name/--seed checkpoint")
     a = ap.parse_args()
+    if a.table:
+        return print_table(os.path.join(a.out, "results.jsonl"))
     os.makedirs(a.out, exist_ok=True)
     tx, ty, vx, vy = F.load_fmnist()
     draws = F.low_shot_draws(ty)
