@@ -106,6 +106,10 @@ CASE(preset_null_out) { UNUSED; return ijepa_config_preset("vit_tiny", NULL); }
 CASE(preset_unknown) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_config_preset("vit_nope", &c); }
 CASE(preset_empty) { UNUSED; ijepa_config c = {.struct_size = sizeof c}; return ijepa_config_preset("", &c); }
 /* outputs need the caller's struct_size, at least the first release's 152 bytes */
+CASE(config_field_negative) { UNUSED; const char *n = NULL; return ijepa_config_field(-1, &n, NULL, NULL); }
+CASE(config_field_past_end) { UNUSED; return ijepa_config_field(ijepa_config_field_count(), NULL, NULL, NULL); }
+CASE(config_field_max) { UNUSED; size_t o = 0; return ijepa_config_field(INT32_MAX, NULL, NULL, &o); }
+CASE(config_field_min) { UNUSED; int32_t t = 0; return ijepa_config_field(INT32_MIN, NULL, &t, NULL); }
 CASE(preset_out_size0) { UNUSED; ijepa_config c = {.struct_size = 0}; return ijepa_config_preset("tiny32", &c); }
 CASE(default_out_size_small) { UNUSED; ijepa_config c = {.struct_size = 100}; return ijepa_config_default(&c); }
 CASE(default_null_out) { UNUSED; return ijepa_config_default(NULL); }
@@ -476,6 +480,10 @@ static const error_case CASES[] = {
     {"preset_unknown", preset_unknown, INV, "vit_nope"},
     {"preset_empty", preset_empty, INV, "preset"},
     {"preset_out_size0", preset_out_size0, INV, "struct_size"},
+    {"config_field_negative", config_field_negative, INV, "index"},
+    {"config_field_past_end", config_field_past_end, INV, "index"},
+    {"config_field_max", config_field_max, INV, "index"},
+    {"config_field_min", config_field_min, INV, "index"},
     {"default_out_size_small", default_out_size_small, INV, "struct_size"},
     {"default_null_out", default_null_out, INV, "out"},
     {"get_config_size0", get_config_size0, INV, "struct_size"},
