@@ -179,7 +179,7 @@ sanitize-test: stage portable
 fuzz-test: stage
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
-# DEMO_RECIPE: short (batch 64, the default) or official (batch 256); DEMO_MAX_TOTAL: minutes for the
+# DEMO_RECIPE: short (batch 64, lr 5e-4; the default) or official (batch 256, lr 1e-3); DEMO_MAX_TOTAL: minutes for the
 # whole command (pretraining is cut to fit); a second `make demo` continues from out/demo's checkpoint.
 # DEMO_ARGS: e.g. "--fresh", "--seed 1" (docs/fmnist.md).
 DEMO_RECIPE ?= short
