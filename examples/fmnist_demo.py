@@ -225,9 +225,10 @@ def main():
           f"{100 * (pre['low_shot'] - rnd_r['low_shot']):+11.1f}       {100 * (pre['knn'] - rnd_r['knn']):+8.1f}")
     print(f"\n  recipe '{a.recipe}': {recipe['note']}")
     print(f"  official code, same recipe (batch 256) and linear probe: {OFFICIAL}")
-    print("  at ~84k images (this budget), pretrained - random init, seeds 0/1/2: short recipe linear "
-          "+1.0/+1.9/+2.0, 1% +2.4/+2.7/+2.5,\n  kNN +6.2/+8.7/+4.9; official recipe (seed 0) -2.4 / -3.0 / -5.5; "
-          "every variant measured: docs/fmnist.md, \"Short budgets\"")
+    print("  measured pretrained - random init (linear / 1% / kNN), short recipe: 84k images seeds 0/1/2 "
+          "+1.0/+2.4/+6.2, +1.9/+2.7/+8.7, +2.0/+2.5/+4.9;\n  64k images (a first run's budget) seeds 0/1 "
+          "+0.4/+2.9/+7.3, +1.0/+2.5/+6.8; official recipe at 84k (seed 0) -2.4/-3.0/-5.5;\n  every variant "
+          "measured: docs/fmnist.md, \"Short budgets\"")
     print(f"\nwrote {ckpt}, {os.path.join(a.out, 'loss.png')}, {os.path.join(a.out, 'masks.png')}; "
           f"run `make demo` again to continue training from this checkpoint")
     print(f"total {F.fmt_time(time.time() - t_start)} (the whole command)")
