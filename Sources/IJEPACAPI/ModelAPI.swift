@@ -130,10 +130,8 @@ func mallocCopy(_ a: [Int32]) throws -> UnsafeMutablePointer<Int32> {
 
 func writeStats(_ s: StepStats, _ out: UnsafeMutablePointer<ijepa_step_stats>?) {
     guard let out else { return }
-    var o = ijepa_step_stats()   // reserved: 0
-    o.step = s.step; o.loss = s.loss; o.lr = s.lr; o.weight_decay = s.weightDecay
-    o.ema_momentum = s.emaMomentum; o.grad_norm = s.gradNorm
-    out.pointee = o
+    out.pointee = ijepa_step_stats(step: s.step, loss: s.loss, lr: s.lr, weight_decay: s.weightDecay,
+                                   ema_momentum: s.emaMomentum, grad_norm: s.gradNorm)
 }
 
 // MARK: lifecycle

@@ -114,7 +114,6 @@ class ijepa_step_stats(Structure):
         ("step", c_int64),
         ("loss", c_float), ("lr", c_float), ("weight_decay", c_float),
         ("ema_momentum", c_float), ("grad_norm", c_float),
-        ("reserved", c_float * 7),
     ]
 
 

@@ -169,7 +169,6 @@ void ijepa_masks_free(ijepa_masks *masks);
 typedef struct ijepa_step_stats {
     int64_t step;                         /* optimizer steps taken, after this one            */
     float   loss, lr, weight_decay, ema_momentum, grad_norm;
-    float   reserved[7];                  /* 0; room for statistics of later releases          */
 } ijepa_step_stats;
 
 /* One official training step: lr/wd/EMA schedules advance, target encoder on the full images,
