@@ -245,7 +245,8 @@ public struct Config: Sendable, Hashable, Codable {
         for f in ModelConfig.fields {
             let key = FieldKey(f.name), v = f.get(core)
             switch (f.kind, v) {
-            case (.int32, .number(let d)): try k.encode(Int(d), forKey: key)
+            // the field as a double: Int.max becomes 2^63, no Int (only an invalid config has it)
+            case (.int32, .number(let d)): if let i = Int(exactly: d) { try k.encode(i, forKey: key) } else { try k.encode(d, forKey: key) }
             case (.float, .number(let d)): try k.encode(Float(d), forKey: key)
             case (.bool, .bool(let b)): try k.encode(b, forKey: key)
             case (.floatPair, .array(let a)): try k.encode(a.map { Float($0.number ?? .nan) }, forKey: key)

@@ -86,6 +86,16 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// Encoding never traps, whatever the (unvalidated) values: Int.max is written as 2^63.
+    func testEncodingExtremeValuesDoesNotTrap() throws {
+        var c = Config()
+        c.depth = .max
+        c.imageSize = .min
+        let data = try JSONEncoder().encode(c)
+        XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("\"depth\""))
+        XCTAssertThrowsError(try JSONDecoder().decode(Config.self, from: data))   // no Int32 fits
+    }
+
     func testCodableRoundTrip() throws {
         var custom = tinyConfig()
         custom.seed = .max
