@@ -13,7 +13,6 @@ from .errors import InvalidArgumentError, check
 __all__ = ["Config", "PRESETS"]
 
 
-
 def _preset_names():
     names, i = [], 0
     while True:
