@@ -24,7 +24,12 @@ let package = Package(
         // (ModelConfig.fields) maps.
         .target(
             name: "IJEPACore",
-            dependencies: ["COpenBLAS", "CIJEPA"]
+            dependencies: ["COpenBLAS", "CIJEPA", "CIJEPAKernels"]
+        ),
+        // The packed-weight matrix products of inference, per CPU family chosen at run time
+        // (AVX-512F, AVX2 + FMA, portable C): C, because Swift compiles a function for one CPU only.
+        .target(
+            name: "CIJEPAKernels"
         ),
         // The hand-written header as a C module, so the Swift side implements it with
         // @c @implementation and the compiler checks every signature against it.

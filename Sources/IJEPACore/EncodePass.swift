@@ -19,6 +19,8 @@ struct PatchGrid: Equatable {
 /// share one set.
 final class EncodePass {
     let stack: TransformerStack
+    /// The weights' block linears are packed (PackedWeights; an inference encoder's own).
+    var packedWeights = false
     /// Patch rows [B·n, C·p·p]; final-norm outputs [B·n, D]; pooling scratch.
     let cols: FloatBuffer, out: FloatBuffer, scratch: FloatBuffer
 
@@ -34,7 +36,7 @@ final class EncodePass {
         let n = g.tokens, D = s.embedDim, P = s.patchDim
         stack.lnEps = s.lnEps
         try stack.prepare(StackShape(S: B, T: n, W: D, H: s.numHeads, hidden: s.mlpHidden, depth: s.depth),
-                          training: false, threads: ex.threads)
+                          training: false, threads: ex.threads, packedWeights: packedWeights)
         let c = try cols.ensure(B * n * P)
         gatherPatches(c, images, rows: B * n, imageIndex: { $0 / n }, patchIndex: { $0 % n },
                       C: s.inChans, height: g.height, width: g.width, patch: s.patchSize)

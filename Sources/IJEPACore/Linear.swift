@@ -1,7 +1,9 @@
+import CIJEPAKernels
 import COpenBLAS
 
-// Matrix products, all row-major float32 through single-threaded OpenBLAS calls that the
-// model's own pool runs side by side on disjoint row blocks.
+// Matrix products, all row-major float32 through single-threaded calls that the model's own
+// pool runs side by side on disjoint blocks: OpenBLAS, or for an inference encoder's block
+// linears the packed-weight kernels of CIJEPAKernels (weights packed once at load).
 
 /// C[m,n] = alpha * op(A) * op(B) + beta * C, row-major.
 @inline(__always)
@@ -17,17 +19,29 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
 @inline(__always)
 func rowGrain(_ flopsPerRow: Int) -> Int { max(1, 1_000_000 / max(1, flopsPerRow)) }
 
+/// The scratch of products with packed weights (PackedWeights): `parts` regions of
+/// ijk_scratch_floats() floats, one per thread that runs a part of a product.
+struct PackScratch {
+    let base: FPtr, parts: Int
+    static var floatsPerPart: Int { ijk_scratch_floats() }
+    @inline(__always) func part(_ c: Int) -> FPtr { base + c * Self.floatsPerPart }
+}
+
 /// out[M,O] = inp[M,I] · W[O,I]ᵀ + b[O]   (accumulate: out += …; residual: out = residual + …,
 /// computed as (residual + b) + inp·Wᵀ, the same floats as copying residual and accumulating).
 /// Few rows (one image at inference): each thread takes every row and a block of output
 /// columns, packing only its rows of W; otherwise each thread takes a block of rows.
+/// packed: W is packed (PackedWeights) and these are the calls' scratch; each thread then takes
+/// a block of columns whatever the rows (the weights are already packed, A is packed per part).
 func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
-                   _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, residual: CFPtr? = nil, _ ex: Exec) {
+                   _ M: Int, _ I: Int, _ O: Int, accumulate: Bool = false, residual: CFPtr? = nil,
+                   packed: PackScratch? = nil, _ ex: Exec) {
     /// rows × columns block [r0, r0+m) × cols of the product, bias and residual included
     struct Block {
         let out: FPtr, inp: CFPtr, weight: CFPtr, bias: CFPtr?, I: Int, O: Int, accumulate: Bool, residual: CFPtr?
+        let packed: PackScratch?
         @inline(__always)
-        func run(rows r0: Int, _ m: Int, cols: Range<Int>) {
+        func run(rows r0: Int, _ m: Int, cols: Range<Int>, part: Int = 0) {
             let c0 = cols.lowerBound, n = cols.count
             let o = out + r0 * O + c0
             var beta: Float = accumulate ? 1 : 0
@@ -45,7 +59,12 @@ func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
                 }
                 beta = 1
             }
-            sgemm(false, true, m, n, I, 1, inp + r0 * I, I, weight + c0 * I, I, beta, o, O)
+            if let packed {
+                ijk_sgemm_packed(m, I, inp + r0 * I, I, weight, c0, c0 + n, out + r0 * O, O, beta != 0 ? 1 : 0,
+                                 packed.part(part))
+            } else {
+                sgemm(false, true, m, n, I, 1, inp + r0 * I, I, weight + c0 * I, I, beta, o, O)
+            }
         }
     }
     struct Rows: ChunkBody {
@@ -54,9 +73,19 @@ func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
     }
     struct Columns: ChunkBody {
         let b: Block, M: Int
-        func callAsFunction(_: Int, _ cols: Range<Int>) { b.run(rows: 0, M, cols: cols) }
+        func callAsFunction(_ c: Int, _ cols: Range<Int>) { b.run(rows: 0, M, cols: cols, part: c) }
     }
-    let b = Block(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O, accumulate: accumulate, residual: residual)
+    let b = Block(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O, accumulate: accumulate, residual: residual,
+                  packed: packed)
+    if let packed {
+        let parts = min(packed.parts, columnParts(rows: M, cols: O, depth: I, ex, anyRows: true))
+        if parts > 1 {
+            ex.pool.run(tasks: parts, ColumnTask(body: Columns(b: b, M: M), n: O, parts: parts))
+        } else {
+            b.run(rows: 0, M, cols: 0..<O)
+        }
+        return
+    }
     let parts = columnParts(rows: M, cols: O, depth: I, ex)
     if parts > 1 {
         ex.pool.run(tasks: parts, ColumnTask(body: Columns(b: b, M: M), n: O, parts: parts))

@@ -67,6 +67,8 @@ struct InferenceSelectedTask: PoolTask {
 struct LayerActs {
     var ln1: FPtr, ln1Mean: FPtr, ln1Rstd: FPtr, qkv: FPtr, probs: FPtr, attn: FPtr, res1: FPtr
     var ln2: FPtr, ln2Mean: FPtr, ln2Rstd: FPtr, fc1: FPtr, gelu: FPtr, out: FPtr
+    /// Inference with packed block weights (PackedWeights): the products' scratch; else nil.
+    var pack: PackScratch? = nil
 }
 
 final class TransformerStack {
@@ -122,8 +124,9 @@ final class TransformerStack {
     /// all shape.T). Training keeps every layer's activations for all M rows; inference keeps
     /// one layer of scratch per thread for one chunk of sequences. outputTail k > 0 (training
     /// only, every length ≥ k): only the last k rows of each sequence are outputs.
+    /// packedWeights (inference only): the block linears' weights are packed (PackedWeights).
     func prepare(_ shape: StackShape, lengths: [Int]? = nil, training: Bool, threads: Int,
-                 outputTail: Int = 0) throws(IJEPAError) {
+                 outputTail: Int = 0, packedWeights: Bool = false) throws(IJEPAError) {
         self.shape = shape
         let S = shape.S, W = shape.W, Hd = shape.hidden, H = shape.H
         if offsetsCapacity < 4 * (S + 1) {
@@ -177,7 +180,12 @@ final class TransformerStack {
         // the last layer with an output tail: ln1 statistics and qkv for all rows, the rest for Mq
         let tailLayer = M * (3 * W + 2) + Mq * (2 * W + Hd + 2) + probTail
         let scratch = training ? threads * chunkRows * (2 * W + Hd) : 0
-        var p = try store.ensure(M * W + (k > 0 ? (nLayers - 1) * per + tailLayer : nLayers * per) + scratch)
+        // packed products: a scratch per thread that runs a part of one (all threads when the
+        // layers run on all threads, else the one running the layer)
+        let packParts = !training && packedWeights ? (layerParallel ? threads : 1) : 0
+        let packFloats = packParts * PackScratch.floatsPerPart
+        var p = try store.ensure(M * W + (k > 0 ? (nLayers - 1) * per + tailLayer : nLayers * per) + scratch
+                                 + nLayers * packFloats)
         func take(_ n: Int) -> FPtr { let r = p; p += n; return r }
         input = take(M * W)
         layers.removeAll(keepingCapacity: true)
@@ -200,9 +208,10 @@ final class TransformerStack {
             let ln2 = training ? input : take(R * W)
             let ln2Mean = take(R), ln2Rstd = take(R), fc1 = take(R * Hd)
             let gelu = training ? input : take(R * Hd)
+            let out = take(R * W)
             layers.append(LayerActs(ln1: ln1, ln1Mean: ln1Mean, ln1Rstd: ln1Rstd, qkv: qkv, probs: probs, attn: attn,
                                     res1: res1, ln2: ln2, ln2Mean: ln2Mean, ln2Rstd: ln2Rstd, fc1: fc1, gelu: gelu,
-                                    out: take(R * W)))
+                                    out: out, pack: packParts > 0 ? PackScratch(base: take(packFloats), parts: packParts) : nil))
         }
         if training {
             fwdScratch = take(scratch)
@@ -309,7 +318,7 @@ final class TransformerStack {
     func normQKV(_ a: LayerActs, x: CFPtr, rows M: Int, params w: CFPtr, _ o: BlockOffsets, _ ex: Exec) {
         let W = shape.W
         layerNormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w + o.norm1W, w + o.norm1B, M, W, lnEps, ex)
-        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, ex)
+        linearForward(a.qkv, a.ln1, w + o.qkvW, w + o.qkvB, M, W, 3 * W, packed: a.pack, ex)
     }
 
     /// A block's second half on the m query rows, after the attention (attn [m, W]):
@@ -319,12 +328,13 @@ final class TransformerStack {
     func projMLP(_ a: LayerActs, r1: FPtr, residual: CFPtr?, out: FPtr, rows m: Int, params w: CFPtr,
                  _ o: BlockOffsets, _ ex: Exec) {
         let W = shape.W, Hd = shape.hidden
-        linearForward(r1, a.attn, w + o.projW, w + o.projB, m, W, W, accumulate: true, residual: residual, ex)
+        linearForward(r1, a.attn, w + o.projW, w + o.projB, m, W, W, accumulate: true, residual: residual,
+                      packed: a.pack, ex)
         layerNormForward(a.ln2, a.ln2Mean, a.ln2Rstd, r1, w + o.norm2W, w + o.norm2B, m, W, lnEps, ex)
-        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, m, W, Hd, ex)
+        linearForward(a.fc1, a.ln2, w + o.fc1W, w + o.fc1B, m, W, Hd, packed: a.pack, ex)
         geluForward(a.gelu, a.fc1, m * Hd, ex)
         linearForward(out, a.gelu, w + o.fc2W, w + o.fc2B, m, Hd, W, accumulate: true,
-                      residual: out == r1 ? nil : CFPtr(r1), ex)
+                      residual: out == r1 ? nil : CFPtr(r1), packed: a.pack, ex)
     }
 
     /// Inference forward in place on `input`; each task runs all layers on a chunk of

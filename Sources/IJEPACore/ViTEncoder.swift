@@ -79,7 +79,17 @@ public final class ViTEncoder {
                       threads: model.nThreads)
         weights.ptr.update(from: which == .target ? model.target.ptr : model.params.ptr, count: layout.totalCount)
         pos.ptr.update(from: model.posEmbed, count: model.posEmbed.count)
+        packWeights()
     }
+
+    /// Packs the block linears for the inference products where they apply (PackedWeights);
+    /// called once, when the weights are in place.
+    func packWeights() {
+        pass.packedWeights = PackedWeights.applies(to: shape) && PackedWeights.pack(weights.ptr, layout.encoder.blocks, shape)
+    }
+
+    /// Whether the block linears are packed (the products run on CIJEPAKernels, not BLAS).
+    public var packedWeights: Bool { pass.packedWeights }
 
     /// Sizes every kernel can run: positive, heads dividing the width, and small enough that
     /// no size computation overflows.
@@ -138,7 +148,8 @@ public final class ViTEncoder {
         let s = shape, D = s.embedDim
         let rows = Double(per * n), oneImage = Double(n)
         let floats = rows * Double(2 * D + s.patchDim)
-            + Double(exec.threads) * (oneImage * Double(8 * D + 2 * s.mlpHidden + 4) + Double(s.numHeads) * oneImage * oneImage)
+            + Double(exec.threads) * (oneImage * Double(8 * D + 2 * s.mlpHidden + 4) + Double(s.numHeads) * oneImage * oneImage
+                                      + Double(packedWeights ? PackScratch.floatsPerPart : 0))
             + Double(n * D)
         if floats * 4 > Exec.availableMemory * 0.9 || floats > Double(Int.max / 8) {
             throw IJEPAError.outOfMemory("encoding images of \(n) tokens needs about \(Int(floats * 4 / 1_048_576)) MiB of activations, more than is available; use smaller images or fewer threads")

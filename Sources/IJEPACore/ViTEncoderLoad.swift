@@ -58,6 +58,7 @@ extension ViTEncoder {
         let enc = try ViTEncoder(shape: plan.shape, grid: plan.grid, source: plan.source, which: plan.which,
                               posInterpolation: o.posInterpolation, threads: o.nThreads)
         try plan.read(f, into: enc)
+        enc.packWeights()
         return enc
     }
 

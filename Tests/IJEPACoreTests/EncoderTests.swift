@@ -1,3 +1,4 @@
+import CIJEPAKernels
 import Foundation
 import XCTest
 @testable import IJEPACore
@@ -125,6 +126,39 @@ final class EncoderTests: XCTestCase {
             var p3 = p1
             try enc.encode(images: images, batch: B, height: 12, width: 12, tokens: nil, pooled: &p3)
             XCTAssertEqual(p3, p2)
+        }
+    }
+
+    /// An encoder whose widths are multiples of the panel packs its block linears (on a CPU with
+    /// a vector kernel family) and encodes as the training model's unpacked pass does, to
+    /// rounding, on 1-3 threads and in batches; every kernel family gives the same floats.
+    /// (The tiny encoders above have width 8 and stay unpacked: their copies are bit-exact.)
+    func testPackedWeightsEncodeAsTheModel() throws {
+        var c = ModelGradientTests.tinyConfig()
+        (c.imageSize, c.patchSize, c.embedDim, c.depth, c.numHeads, c.mlpRatio) = (32, 4, 48, 2, 3, 4)
+        let m = try Model(config: c)
+        let enc = try ViTEncoder(copying: m, .target)
+        XCTAssertEqual(enc.packedWeights, ijk_isa() > IJK_ISA_C)
+        var rng = RNG(seed: 12)
+        let B = 5, n = 64, D = 48
+        let images = randomArray(B * c.inChans * 32 * 32, &rng)
+        var want = [Float](repeating: 0, count: B * n * D), wantPooled = [Float](repeating: 0, count: B * D)
+        try m.encode(images: images, batch: B, encoder: .target, tokens: &want, pooled: &wantPooled)
+        for threads in 1...3 {
+            try enc.setThreads(threads)
+            for batch in [1, B] {
+                var t = [Float](repeating: .nan, count: batch * n * D)
+                try enc.encode(images: images, batch: batch, height: 32, width: 32, tokens: &t, pooled: nil)
+                assertCloseToScale(t, Array(want[0..<(batch * n * D)]), tol: 1e-5, "\(threads) threads, batch \(batch)")
+            }
+        }
+        defer { ijk_limit_isa(IJK_ISA_AVX512) }
+        var first: [Float] = []
+        for family in 0...ijk_isa() {
+            ijk_limit_isa(family)
+            var t = [Float](repeating: .nan, count: B * n * D)
+            try enc.encode(images: images, batch: B, height: 32, width: 32, tokens: &t, pooled: nil)
+            if family == 0 { first = t } else { XCTAssertEqual(t, first, "kernel family \(family)") }
         }
     }
 

@@ -1,3 +1,4 @@
+import CIJEPAKernels
 import XCTest
 @testable import IJEPACore
 
@@ -36,6 +37,53 @@ final class KernelTests: XCTestCase {
         linearBackward(dX1.p, dW1.p, nil, Rt.p, X.p, Wt.p, M, I, O, ex1)
         assertClose(dX.array, dX1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dX accumulate")
         assertClose(dW.array, dW1.array.map { 2 * $0 }, atol: 1e-5, rtol: 1e-5, "linear dW accumulate")
+    }
+
+    /// The packed-weight products of every kernel family this CPU runs (portable C, AVX2,
+    /// AVX-512) against a float64 reference, overwriting and accumulating, and the same floats
+    /// on every family. Shapes cover every tile height (1-12 rows), rows past one row block
+    /// (264), a depth cut into two term blocks (> 2048), an odd number of panels, and a column
+    /// range of one part (the other columns untouched).
+    func testPackedProductsOnEveryKernelFamily() {
+        XCTAssertEqual(IJK_PANEL, 16, "linearForward's column parts are cut on multiples of 16 columns")
+        let top = ijk_isa()
+        defer { ijk_limit_isa(IJK_ISA_AVX512) }
+        let scratch = HostTensor(zeros: PackScratch.floatsPerPart)
+        for (M, K, N) in [(1, 1, 16), (11, 7, 48), (25, 64, 96), (300, 40, 32), (30, 4100, 32), (197, 96, 80)] {
+            var rng = RNG(seed: UInt64(M * 31 + K * 7 + N))
+            let x = randomArray(M * K, &rng), w = randomArray(N * K, &rng), c0 = randomArray(M * N, &rng)
+            let X = HostTensor(x), Wt = HostTensor(w), P = HostTensor(zeros: N * K)
+            ijk_pack_weights(Wt.p, N, K, P.p)
+            var ref = [Double](repeating: 0, count: M * N)
+            for r in 0..<M { for o in 0..<N {
+                var s = 0.0; for i in 0..<K { s += Double(x[r * K + i]) * Double(w[o * K + i]) }
+                ref[r * N + o] = s
+            } }
+            let tol = 1e-6 * Float(K).squareRoot() * 4
+            var first: [[Float]] = []
+            for family in 0...top {
+                XCTAssertEqual(ijk_limit_isa(family), family)
+                var results: [[Float]] = []
+                for accumulate in [false, true] {
+                    let C = HostTensor(c0), tag = "M \(M) K \(K) N \(N) family \(family) accumulate \(accumulate)"
+                    ijk_sgemm_packed(M, K, X.p, K, P.p, 0, N, C.p, N, accumulate ? 1 : 0, scratch.p)
+                    let want = accumulate ? zip(ref, c0).map { Float($0 + Double($1)) } : ref.map { Float($0) }
+                    assertClose(C.array, want, atol: tol, rtol: 1e-5, tag)
+                    results.append(C.array)
+                }
+                // columns 16 ..< N of a part: the first panel keeps its floats
+                let part = HostTensor(c0)
+                ijk_sgemm_packed(M, K, X.p, K, P.p, 16, N, part.p, N, 0, scratch.p)
+                for r in 0..<M {
+                    XCTAssertEqual(Array(part.array[(r * N)..<(r * N + 16)]), Array(c0[(r * N)..<(r * N + 16)]), "row \(r)")
+                    XCTAssertEqual(Array(part.array[(r * N + 16)..<(r * N + N)]),
+                                   Array(results[0][(r * N + 16)..<(r * N + N)]), "part, family \(family)")
+                }
+                if family == 0 { first = results } else {
+                    XCTAssertEqual(results, first, "family \(family) gives the portable family's floats (M \(M) K \(K) N \(N))")
+                }
+            }
+        }
     }
 
     /// linearForward's splits (output columns when the rows are few, rows otherwise) against a
