@@ -45,7 +45,7 @@ SOURCES := $(shell find Sources include -type f) Package.swift ijepa.map
 CPU_STAMP := $(BUILD)/.target-cpu-$(TARGET_CPU)
 
 .PHONY: all lib deps py-deps demo-deps test swift-test c-test abi-test abi-baseline examples examples-test python-test \
-        python-install-test swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-deps clean
+        python-install-test swift-example-test mpi-test sanitize-test fuzz-test install stage portable demo eval-fmnist bench bench-gemm bench-deps clean
 
 all: lib
 
@@ -210,6 +210,16 @@ bench/build/bench_ijepa: bench/bench_ijepa.c stage
 
 bench: deps bench-deps bench/build/bench_ijepa
 	$(PYTHON) bench/run_bench.py $(BENCH_ARGS)
+
+# The encoder's packed-weight products alone against cblas_sgemm, one thread (bench/bench_gemm.c),
+# the kernels compiled as SwiftPM compiles them (the toolchain's clang, -O2).
+bench/build/bench_gemm: bench/bench_gemm.c Sources/CIJEPAKernels/sgemm_packed.c Sources/CIJEPAKernels/include/ijepa_kernels.h
+	@mkdir -p bench/build
+	clang -O2 -std=c11 -Wall -Wextra -Werror -ISources/CIJEPAKernels/include bench/bench_gemm.c \
+	  Sources/CIJEPAKernels/sgemm_packed.c -o $@ $$(pkg-config --cflags --libs openblas) -lm
+
+bench-gemm: deps bench/build/bench_gemm
+	bench/build/bench_gemm
 
 # Pretrained-encoder inference against PyTorch (transformers IJepaModel) and ONNX Runtime, 2 threads
 # each (bench/run_bench_encode.py; pip-installs transformers, onnx, onnxruntime when missing, dev-only).

@@ -27,7 +27,10 @@ static int detected_isa(void) {
 }
 
 int ijk_isa(void) {
-    int d = detected_isa(), l = __atomic_load_n(&isa_limit, __ATOMIC_RELAXED);
+    static int detected = -1;   /* the CPU's family, read once (every thread finds the same) */
+    int d = __atomic_load_n(&detected, __ATOMIC_RELAXED);
+    if (d < 0) { d = detected_isa(); __atomic_store_n(&detected, d, __ATOMIC_RELAXED); }
+    int l = __atomic_load_n(&isa_limit, __ATOMIC_RELAXED);
     return d < l ? d : l;
 }
 
@@ -38,13 +41,21 @@ int ijk_limit_isa(int isa) {
 
 size_t ijk_scratch_floats(void) { return (size_t)MC * KC; }
 
+/* panel from its 16 rows of W (row stride k): term-major, each term's 16 floats contiguous */
+static void pack_panel(const float *rows, long k, float *panel) {
+    for (long kk = 0; kk < k; kk++)
+        for (long j = 0; j < IJK_PANEL; j++) panel[kk * IJK_PANEL + j] = rows[j * k + kk];
+}
+
 void ijk_pack_weights(const float *w, long n, long k, float *dst) {
-    for (long p = 0; p < n / IJK_PANEL; p++) {
-        float *panel = dst + p * IJK_PANEL * k;
-        for (long j = 0; j < IJK_PANEL; j++) {
-            const float *row = w + (p * IJK_PANEL + j) * k;
-            for (long kk = 0; kk < k; kk++) panel[kk * IJK_PANEL + j] = row[kk];
-        }
+    for (long p = 0; p < n / IJK_PANEL; p++) pack_panel(w + p * IJK_PANEL * k, k, dst + p * IJK_PANEL * k);
+}
+
+void ijk_pack_weights_in_place(float *w, long k, long p0, long p1, float *scratch) {
+    for (long p = p0; p < p1; p++) {   /* panel p takes the place of rows 16p ..< 16p + 16 */
+        float *at = w + p * IJK_PANEL * k;
+        memcpy(scratch, at, (size_t)(IJK_PANEL * k) * sizeof(float));
+        pack_panel(scratch, k, at);
     }
 }
 

@@ -68,6 +68,7 @@ public final class ViTEncoder {
             throw IJEPAError.outOfMemory("the encoder needs \(Int(floats * 4 / 1_048_576)) MiB for its weights, more than this machine has available")
         }
         weights = try FloatBuffer(count: layout.totalCount)
+        weights.adviseHugePages()
         pos = try FloatBuffer(count: grid * grid * shape.embedDim)
         exec = Exec(threads: try Exec.threads(threads))
     }
@@ -85,7 +86,7 @@ public final class ViTEncoder {
     /// Packs the block linears for the inference products where they apply (PackedWeights);
     /// called once, when the weights are in place.
     func packWeights() {
-        pass.packedWeights = PackedWeights.applies(to: shape) && PackedWeights.pack(weights.ptr, layout.encoder.blocks, shape)
+        pass.packedWeights = PackedWeights.applies(to: shape) && PackedWeights.pack(weights.ptr, layout.encoder.blocks, shape, exec)
     }
 
     /// Whether the block linears are packed (the products run on CIJEPAKernels, not BLAS).

@@ -6,6 +6,7 @@
  *
  *   test_encoder FIXTURE_DIR
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,13 @@ int main(int argc, char **argv) {
     float *a = malloc(2 * (size_t)c.embed_dim * sizeof(float)), *b = malloc(2 * (size_t)c.embed_dim * sizeof(float));
     CHECK_OK(ijepa_encode(m, images, 2, IJEPA_CONTEXT_ENCODER, NULL, a));
     CHECK_OK(ijepa_encoder_encode(copy, images, 2, c.image_size, c.image_size, NULL, b));
-    CHECK(memcmp(a, b, 2 * (size_t)c.embed_dim * sizeof(float)) == 0, "copy == model");
+    /* the copy runs packed-weight products where the model runs BLAS's: equal to rounding */
+    float diff = 0, scale = 0;
+    for (int i = 0; i < 2 * c.embed_dim; i++) {
+        diff = fmaxf(diff, fabsf(a[i] - b[i]));
+        scale = fmaxf(scale, fabsf(a[i]));
+    }
+    CHECK(diff <= 1e-5f * scale, "copy == model to rounding: max diff %g of %g", diff, scale);
     ijepa_encoder_free(copy);
     ijepa_model_free(m);
     free(images); free(a); free(b);

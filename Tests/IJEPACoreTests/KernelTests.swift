@@ -54,6 +54,11 @@ final class KernelTests: XCTestCase {
             let x = randomArray(M * K, &rng), w = randomArray(N * K, &rng), c0 = randomArray(M * N, &rng)
             let X = HostTensor(x), Wt = HostTensor(w), P = HostTensor(zeros: N * K)
             ijk_pack_weights(Wt.p, N, K, P.p)
+            // in place, in two panel ranges (as threads pack): the same floats
+            let inPlace = HostTensor(w), rowsCopy = HostTensor(zeros: Int(IJK_PANEL) * K), half = N / 32
+            ijk_pack_weights_in_place(inPlace.p, K, half, N / 16, rowsCopy.p)
+            ijk_pack_weights_in_place(inPlace.p, K, 0, half, rowsCopy.p)
+            XCTAssertEqual(inPlace.array, P.array, "packed in place, N \(N) K \(K)")
             var ref = [Double](repeating: 0, count: M * N)
             for r in 0..<M { for o in 0..<N {
                 var s = 0.0; for i in 0..<K { s += Double(x[r * K + i]) * Double(w[o * K + i]) }

@@ -34,6 +34,11 @@ size_t ijk_scratch_floats(void);
 /* Packs W [n, k] (n % IJK_PANEL == 0) into dst (n·k floats, not overlapping w). */
 void ijk_pack_weights(const float *w, long n, long k, float *dst);
 
+/* Packs panels p0 ..< p1 of W [n, k] in place: panel p takes the place of W's rows
+ * p·IJK_PANEL ..< (p+1)·IJK_PANEL, so disjoint panel ranges can be packed side by side.
+ * scratch: IJK_PANEL·k floats. */
+void ijk_pack_weights_in_place(float *w, long k, long p0, long p1, float *scratch);
+
 /* C[r][o] (+)= Σ_kk A[r][kk] · W[o][kk] for rows r < m and columns col0 <= o < col1, with W
  * packed (n columns in all: the panels' stride is k). col0 is a multiple of IJK_PANEL, col1 too
  * or n. accumulate = 0: C is overwritten; otherwise added to. A is m × k with row stride lda, C
