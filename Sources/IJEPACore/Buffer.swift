@@ -44,15 +44,6 @@ public final class FloatBuffer: @unchecked Sendable {
         return ptr
     }
 
-    /// Asks the kernel to back the buffer with huge pages where it can (Linux transparent huge
-    /// pages in "madvise" mode): a large buffer written once, such as an encoder's weights, then
-    /// takes one page fault per 2 MiB instead of per 4 KiB. Advice only; the contents are kept.
-    public func adviseHugePages() {
-        let huge = 2 << 20, start = (Int(bitPattern: ptr) + huge - 1) & ~(huge - 1)
-        let end = (Int(bitPattern: ptr) + capacity * MemoryLayout<Float>.stride) & ~(huge - 1)
-        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE) }
-    }
-
     public func zero(_ count: Int? = nil) {
         ptr.update(repeating: 0, count: min(count ?? capacity, capacity))
     }

@@ -68,7 +68,6 @@ public final class ViTEncoder {
             throw IJEPAError.outOfMemory("the encoder needs \(Int(floats * 4 / 1_048_576)) MiB for its weights, more than this machine has available")
         }
         weights = try FloatBuffer(count: layout.totalCount)
-        weights.adviseHugePages()
         pos = try FloatBuffer(count: grid * grid * shape.embedDim)
         exec = Exec(threads: try Exec.threads(threads))
     }
