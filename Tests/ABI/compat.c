@@ -52,8 +52,14 @@ int main(int argc, char **argv) {
     ijepa_encoder *e = NULL;
     EXPECT(ijepa_encoder_load(path, &o, &e) == IJEPA_OK, "encoder from the checkpoint");
     float *pooled2 = malloc(4 * (size_t)c.embed_dim * sizeof(float));
-    EXPECT(e && ijepa_encoder_encode(e, img, 4, c.image_size, c.image_size, NULL, pooled2) == IJEPA_OK &&
-           memcmp(pooled, pooled2, 4 * (size_t)c.embed_dim * sizeof(float)) == 0, "encoder == model");
+    /* an encoder may run its own products (packed weights) where the model runs BLAS's: equal to rounding */
+    float diff = 0, scale = 0;
+    int encoded = e && ijepa_encoder_encode(e, img, 4, c.image_size, c.image_size, NULL, pooled2) == IJEPA_OK;
+    for (int i = 0; encoded && i < 4 * c.embed_dim; i++) {
+        diff = fmaxf(diff, fabsf(pooled[i] - pooled2[i]));
+        scale = fmaxf(scale, fabsf(pooled[i]));
+    }
+    EXPECT(encoded && diff <= 1e-5f * scale, "encoder == model to rounding");
     ijepa_encoder_free(e);
     snprintf(path, sizeof path, "%s/encoders/hf_v5", argv[1]);
     e = NULL;
