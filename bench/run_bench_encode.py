@@ -19,7 +19,8 @@ What it does:
 - the sgemm peak of this run: 2048^3 with 2 threads through the OpenBLAS the library links to
   (cblas_sgemm via ctypes) and torch.mm, each in its own process;
 - per row and round, each engine in its own process (bench/encode_worker.py), order rotated
-  between rounds: load, first call (its features are compared), warm-up, timed calls.
+  between rounds, its weight files read once just before (page cache warm for every engine): load,
+  first call (its features are compared), warm-up, timed calls.
 
 dev-only: torch, transformers, onnx and onnxruntime are pip-installed when missing (torch pinned:
 an unpinned pip pulls the CUDA build); the library itself never needs them.
@@ -136,6 +137,19 @@ def cpu_busy_seconds():
         return None
     # user nice system idle iowait irq softirq steal (guest time is already in user)
     return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
+
+
+def warm_page_cache(target):
+    """Reads the weight files of an engine's target once (a model directory's files, or the files
+    beside an ONNX model: its external data), so that no engine's load pays a disk read that
+    another engine's load of the same file would not."""
+    d = target if os.path.isdir(target) else os.path.dirname(target)
+    for name in sorted(os.listdir(d)):
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                while f.read(1 << 24):
+                    pass
 
 
 def run_child(cmd, env, timeout, log_path):
@@ -420,6 +434,7 @@ def main():
                 feats = os.path.join(RUN, f"features-{row}-{e}.npy")
                 cmd = [sys.executable, WORKER, e, target, "--images", images[B], "--features", feats,
                        "--warmup", str(warmup), "--iters", str(iters), "--threads", str(a.threads)]
+                warm_page_cache(target)
                 try:
                     res, t_spawn, rss, others = run_child(cmd, env, a.timeout, os.path.join(RUN, f"{row}-{e}-r{k + 1}.log"))
                 except ChildFailed as ex:
@@ -561,7 +576,8 @@ def render(results, m):
              f"embedding, qkv, QK^T, AV, proj, fc1, fc2) × img/s. Peak RSS: wait4 ru_maxrss of the engine's process "
              f"(max over rounds; includes the interpreter, the imports and the images). First features: from just "
              f"before the parent spawns the process (interpreter start, imports, loading included) to the end of the "
-             f"first call, median over rounds. Max rel diff: max|a − b| / max|b| of the pooled features against torch's.")
+             f"first call, median over rounds; the engine's weight files are read once just before its process "
+             f"starts (page cache warm for every engine). Max rel diff: max|a − b| / max|b| of the pooled features against torch's.")
     L.append(f"- command: `python3 bench/run_bench_encode.py {m['argv']}`".rstrip() + "")
     L.append("")
     L.append("| row | GFLOP / image | warm-up + timed | ijepa img/s | torch img/s | ORT img/s | ijepa / ORT | ijepa / torch "

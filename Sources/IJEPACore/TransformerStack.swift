@@ -149,9 +149,13 @@ final class TransformerStack {
         let Mq = S * k, probTail = probOffTail[S]
         // chunks: add whole sequences while they fit in the chunk's rows (at least one each). The
         // rows per chunk are at most about chunkRowTarget, evened out so that the number of chunks is a
-        // multiple of the threads (576 rows on 2 threads: 2 chunks of 288, not 504 + 72).
+        // multiple of the threads (576 rows on 2 threads: 2 chunks of 288, not 504 + 72). Inference
+        // of up to 4·chunkRowTarget rows per thread takes one chunk per thread: whole sequences
+        // cut into smaller chunks would leave threads idle (10 images of 197 rows on 2 threads:
+        // 2 chunks of 5, not 5 chunks of 2).
         let perThread = max(1, (M + threads - 1) / max(1, threads))
-        let rounds = max(1, (perThread + Self.chunkRowTarget - 1) / Self.chunkRowTarget)
+        let rounds = !training && perThread <= 4 * Self.chunkRowTarget
+            ? 1 : max(1, (perThread + Self.chunkRowTarget - 1) / Self.chunkRowTarget)
         let rowLimit = max(1, (perThread + rounds - 1) / rounds)
         nChunks = 0; chunkRows = 0; chunkProbs = 0
         var s0 = 0

@@ -32,6 +32,13 @@ final class StackTests: XCTestCase {
         // many rows: chunks stay at most about chunkRowTarget
         try stack.prepare(StackShape(S: 256, T: 64, W: 8, H: 2, hidden: 16, depth: 1), training: false, threads: 2)
         XCTAssertLessThanOrEqual(stack.chunkRows, TransformerStack.chunkRowTarget)
+        // an encoder's pass of 10 images of 197 rows: inference takes one chunk of 5 per thread
+        // (5 chunks of 2 would leave a thread idle for one); training keeps chunks of about 512
+        let pass = StackShape(S: 10, T: 197, W: 8, H: 2, hidden: 16, depth: 1)
+        try stack.prepare(pass, training: false, threads: 2)
+        XCTAssertEqual(stack.chunkRows, 985)
+        try stack.prepare(pass, training: true, threads: 2)
+        XCTAssertEqual(stack.chunkRows, 394)
     }
 
     /// The target encoder's last block on selected rows only (forwardInferenceSelected) against
