@@ -4,6 +4,7 @@
  * model's layers with its own weights so that they come from memory as in a forward pass.
  *
  *   make bench-gemm            # ViT-B/16 (197 rows) and ViT-H/14 (256 rows) at 224 px
+ *   bench/build/bench_gemm 1   # the same with the kernels capped at family 1 (AVX2 + FMA)
  *
  * Prints GFLOP/s per product (best of 5 passes over all layers) and the time ratio, and the
  * largest difference of the results relative to the largest |output|. */
@@ -89,8 +90,9 @@ static void run(const char *name, long M, long W, long Hd, int layers) {
     free(scratch);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     openblas_set_num_threads(1);
+    if (argc > 1) ijk_limit_isa(atoi(argv[1]));
     static const char *family[] = {"portable C", "AVX2 + FMA", "AVX-512F"};
     printf("packed kernels: %s; 1 thread\n", family[ijk_isa()]);
     run("ViT-B/16", 197, 768, 3072, 12);
