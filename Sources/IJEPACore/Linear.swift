@@ -77,21 +77,15 @@ func linearForward(_ out: FPtr, _ inp: CFPtr, _ weight: CFPtr, _ bias: CFPtr?,
     }
     let b = Block(out: out, inp: inp, weight: weight, bias: bias, I: I, O: O, accumulate: accumulate, residual: residual,
                   packed: packed)
-    if let packed {
-        let parts = min(packed.parts, columnParts(rows: M, cols: O, depth: I, ex, anyRows: true))
-        if parts > 1 {
-            ex.pool.run(tasks: parts, ColumnTask(body: Columns(b: b, M: M), n: O, parts: parts))
-        } else {
-            b.run(rows: 0, M, cols: 0..<O)
-        }
-        return
-    }
-    let parts = columnParts(rows: M, cols: O, depth: I, ex)
+    let parts = packed.map { min($0.parts, columnParts(rows: M, cols: O, depth: I, ex, anyRows: true)) }
+        ?? columnParts(rows: M, cols: O, depth: I, ex)
     if parts > 1 {
         ex.pool.run(tasks: parts, ColumnTask(body: Columns(b: b, M: M), n: O, parts: parts))
-        return
+    } else if packed != nil {
+        b.run(rows: 0, M, cols: 0..<O)   // one part: its scratch is the only one there may be
+    } else {
+        ex.forEach(M, grain: rowGrain(2 * I * O), Rows(b: b))
     }
-    ex.forEach(M, grain: rowGrain(2 * I * O), Rows(b: b))
 }
 
 /// dinp[M,I] = dout[M,O] · W[O,I] (+ dinp if accumulate); dW[O,I] += doutᵀ · inp; db[O] += Σ_rows dout.

@@ -3,8 +3,9 @@ import CIJEPAKernels
 /// An inference encoder's block linears (qkv, proj, fc1, fc2) packed in place, once, for the
 /// products of CIJEPAKernels: BLAS packs a weight on every call, a tenth of the time of one image
 /// at a time. Packing permutes each weight's floats within its own tensor (same size, each panel
-/// in the place of its rows), so the flat weight block keeps its layout and no second copy is held; linearForward reads a packed
-/// weight when its scratch says so (PackScratch). The patch embedding stays unpacked.
+/// in the place of its rows), so the flat weight block keeps its layout and no second copy is
+/// held; linearForward reads a packed weight when its scratch says so (PackScratch). The patch
+/// embedding stays unpacked.
 enum PackedWeights {
     /// Whether a shape's block linears are packed on this machine: a vector kernel family (AVX2
     /// or AVX-512; on other CPUs OpenBLAS's products are the faster ones) and every output width

@@ -143,12 +143,14 @@ public final class ViTEncoder {
     /// Images per chunk for n tokens each, after checking that a chunk's activations fit.
     private func chunkImages(tokens n: Int, batch: Int) throws -> Int {
         let per = max(1, min(batch, Self.chunkRowTarget / n))
-        // input, patch rows and outputs for the chunk, plus each thread's layer scratch for one
-        // image (its attention probabilities H·n² dominate for large images)
+        // input, patch rows and outputs for the chunk, plus each thread's layer scratch for its
+        // share of the images (the stack runs one chunk of whole images per thread; attention
+        // probabilities H·n² per image dominate for large images) and its packed products' scratch
         let s = shape, D = s.embedDim
-        let rows = Double(per * n), oneImage = Double(n)
+        let rows = Double(per * n), image = Double(n)
+        let imagesPerThread = Double(max(1, (per + exec.threads - 1) / exec.threads))
         let floats = rows * Double(2 * D + s.patchDim)
-            + Double(exec.threads) * (oneImage * Double(8 * D + 2 * s.mlpHidden + 4) + Double(s.numHeads) * oneImage * oneImage
+            + Double(exec.threads) * (imagesPerThread * image * (Double(8 * D + 2 * s.mlpHidden + 4) + Double(s.numHeads) * image)
                                       + Double(packedWeights ? PackScratch.floatsPerPart : 0))
             + Double(n * D)
         if floats * 4 > Exec.availableMemory * 0.9 || floats > Double(Int.max / 8) {

@@ -281,12 +281,9 @@ struct EncoderPlan {
             }
             jobs.append((pc.key, names[pc.key]!, base + pc.offset, pc.shape.reduce(1, *)))
         }
-        let errors = UnsafeMutablePointer<IJEPAError?>.allocate(capacity: max(1, jobs.count))
-        errors.initialize(repeating: nil, count: max(1, jobs.count))
-        defer { errors.deinitialize(count: max(1, jobs.count)); errors.deallocate() }
         struct Task: PoolTask {
             let f: SafetensorsFile, jobs: [(key: String, stored: String, dst: FPtr, count: Int)]
-            let errors: UnsafeMutablePointer<IJEPAError?>
+            let errors: UnsafeMutableBufferPointer<IJEPAError?>   // one slot per job, written by its thread
             func callAsFunction(_ i: Int, _ worker: Int) {
                 let j = jobs[i]
                 do {
@@ -299,7 +296,10 @@ struct EncoderPlan {
                 }
             }
         }
-        enc.exec.pool.run(tasks: jobs.count, Task(f: f, jobs: jobs, errors: errors))
-        if let e = (0..<jobs.count).lazy.compactMap({ errors[$0] }).first { throw e }
+        var errors = [IJEPAError?](repeating: nil, count: jobs.count)
+        errors.withUnsafeMutableBufferPointer { slots in
+            enc.exec.pool.run(tasks: jobs.count, Task(f: f, jobs: jobs, errors: slots))
+        }
+        if let e = errors.lazy.compactMap({ $0 }).first { throw e }
     }
 }

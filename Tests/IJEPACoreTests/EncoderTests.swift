@@ -255,6 +255,19 @@ final class EncoderTests: XCTestCase {
         try Data(repeating: 7, count: 64).write(to: URL(fileURLWithPath: tmp + "/junk"))
         expectError(tmp + "/junk", -5, "safetensors")
 
+        // NaN in two tensors: the tensors are read side by side, the error names the first in
+        // the layout's order (the patch embedding before the last block), every time
+        var twoNaN = hf
+        let st = try SafetensorsFile(bytes: [UInt8](hf))
+        for name in ["layers.2.mlp.fc2.weight", "embeddings.patch_embeddings.projection.weight"] {
+            let at = st.dataStart + st.entries[name]!.begin + 8
+            twoNaN.replaceSubrange(at..<(at + 4), with: [0x00, 0x00, 0xC0, 0x7F])
+        }
+        try FileManager.default.createDirectory(atPath: tmp + "/nan", withIntermediateDirectories: true)
+        try twoNaN.write(to: URL(fileURLWithPath: tmp + "/nan/model.safetensors"))
+        try Data(contentsOf: dir.appendingPathComponent("hf_v5/config.json")).write(to: URL(fileURLWithPath: tmp + "/nan/config.json"))
+        for _ in 0..<5 { expectError(tmp + "/nan", -7, "'embeddings.patch_embeddings.projection.weight' contains NaN") }
+
         let enc = try load("hf_v5")
         var out = [Float](repeating: 0, count: 64)
         let img = [Float](repeating: 0, count: 3 * 24 * 24)
