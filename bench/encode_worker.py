@@ -5,10 +5,12 @@ images `warmup + iters` times and prints one JSON line on stdout.
 usage: python3 bench/encode_worker.py ENGINE MODEL --images X.npy --features OUT.npy
                                       [--warmup 1] [--iters 5] [--threads 2]
        python3 bench/encode_worker.py sgemm-openblas|sgemm-torch [LIBRARY] [--threads 2] [--size 2048]
+       python3 bench/encode_worker.py ijepa-save DIR OUT.safetensors [--threads 2]
 
 ENGINE MODEL:
   ijepa DIR      this library: ijepa.Encoder.load(DIR, n_threads=threads), enc.encode(x)
                  (the Python package from ../python, the library from IJEPA_LIBRARY)
+  ijepa-file F   the same on the encoder file that `ijepa-save` wrote (Encoder.save): mapped
   torch DIR      transformers IJepaModel.from_pretrained(DIR), torch.set_num_threads(threads),
                  model(pixel_values=x).last_hidden_state.mean(1) under torch.inference_mode()
   ort FILE.onnx  onnxruntime CPU session: intra_op_num_threads=threads, inter_op_num_threads=1,
@@ -33,7 +35,7 @@ T_START = time.monotonic()  # the interpreter is up; the parent's spawn time is 
 def encode_main(a):
     info = {}
     t_import = t_load = None
-    if a.engine == "ijepa":
+    if a.engine in ("ijepa", "ijepa-file"):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
         import numpy as np
         import ijepa
@@ -153,10 +155,20 @@ def sgemm_main(a):
     print(json.dumps({"engine": a.engine, "times": times, "flop": 2.0 * n ** 3, "info": info}), flush=True)
 
 
+def save_main(a):
+    """Loads DIR with this library and saves it as an encoder file (Encoder.save)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import ijepa
+    enc = ijepa.Encoder.load(a.model, n_threads=a.threads)
+    enc.save(a.images)
+    print(json.dumps({"engine": a.engine, "bytes": os.path.getsize(a.images)}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("engine")
     ap.add_argument("model", nargs="?")
+    ap.add_argument("out", nargs="?")
     ap.add_argument("--images")
     ap.add_argument("--features")
     ap.add_argument("--warmup", type=int, default=1)
@@ -166,6 +178,11 @@ def main():
     a = ap.parse_args()
     if a.engine.startswith("sgemm-"):
         sgemm_main(a)
+    elif a.engine == "ijepa-save":
+        if not (a.model and a.out):
+            ap.error("DIR and OUT are required")
+        a.images = a.out
+        save_main(a)
     else:
         if not (a.model and a.images and a.features):
             ap.error("MODEL, --images and --features are required")

@@ -14,7 +14,8 @@ What it does:
   bench/build/encode-models/<name>/ (bench/encode_make_model.py), its ONNX export (wrapper
   whose output is the mean over tokens; torch.onnx.export dynamo=False, opset 17, dynamic batch)
   and a dynamically quantized int8 copy (bench/encode_export_onnx.py), each made once in its own
-  process and reused by later runs;
+  process and reused by later runs; and this library's encoder file of it (Encoder.save), made
+  again by every run in its own process (the "ijepa file" engine loads it: mapped, not read);
 - one .npy of images per batch size, read by every engine;
 - the sgemm peak of this run: 2048^3 with 2 threads through the OpenBLAS the library links to
   (cblas_sgemm via ctypes) and torch.mm, each in its own process;
@@ -63,9 +64,9 @@ ROWS = {
     "vit-h14-b8": ("vit-h14", 8, 1, 3),
     "vit-s16-b32": ("vit-s16", 32, 1, 5),
 }
-ENGINES = ("ijepa", "torch", "ort", "ort-int8")
-CORE = ("ijepa", "torch", "ort")  # a failure of these fails the run; ort-int8 is for reference
-LABEL = {"ijepa": "ijepa", "torch": "torch", "ort": "ORT", "ort-int8": "ORT int8"}
+ENGINES = ("ijepa", "ijepa-file", "torch", "ort", "ort-int8")
+CORE = ("ijepa", "ijepa-file", "torch", "ort")  # a failure of these fails the run; ort-int8 is for reference
+LABEL = {"ijepa": "ijepa", "ijepa-file": "ijepa file", "torch": "torch", "ort": "ORT", "ort-int8": "ORT int8"}
 PIP = {"torch": "torch=={torch}", "transformers": "transformers==5.25.0", "onnx": "onnx",
        "onnxruntime": "onnxruntime", "numpy": "numpy", "safetensors": "safetensors"}
 
@@ -318,6 +319,19 @@ def prepare_onnx(name, model_dir, kind, env, timeout):
     return path, secs
 
 
+def prepare_encoder_file(name, model_dir, env, timeout):
+    """model_dir/ijepa/encoder.safetensors, saved by this library from the model directory in its
+    own process (every run: the staged library decides the file's layout)."""
+    out = os.path.join(model_dir, "ijepa", "encoder.safetensors")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    log(f"== {name}: saving this library's encoder file")
+    t = time.time()
+    res, _, rss, _ = run_child([sys.executable, WORKER, "ijepa-save", model_dir, out, "--threads", env["OMP_NUM_THREADS"]],
+                               env, timeout, os.path.join(RUN, f"save-{name}.log"))
+    log(f"   done in {time.time() - t:.0f} s ({res.get('bytes', 0) / 2**20:.0f} MiB, peak RSS {rss:.0f} MiB)")
+    return out
+
+
 def make_images(batch):
     import numpy as np
     path = os.path.join(RUN, f"images-{IMAGE}-b{batch}.npy")
@@ -365,7 +379,7 @@ def main():
         ap.error("--rounds, --iters and --warmup must be >= 1")
 
     lib = os.environ.get("IJEPA_LIBRARY") or STAGED_LIB
-    if "ijepa" in engines and not os.path.exists(lib):
+    if ("ijepa" in engines or "ijepa-file" in engines) and not os.path.exists(lib):
         raise SystemExit(f"libijepa not found at {lib}: run `make stage` or set IJEPA_LIBRARY")
     ensure_deps()
     os.makedirs(CACHE, exist_ok=True)
@@ -378,7 +392,7 @@ def main():
     failures, notes = [], []
 
     # models, ONNX exports, images (prepared before any timing)
-    model_dirs, onnx_paths, prep = {}, {}, {}
+    model_dirs, engine_files, prep = {}, {}, {}
     for name in dict.fromkeys(ROWS[r][0] for r in rows):
         try:
             model_dirs[name] = prepare_model(name, env, a.timeout)
@@ -393,13 +407,20 @@ def main():
                 prep[(name, eng)] = "the fp32 export failed"
                 continue
             try:
-                onnx_paths[(name, eng)], secs = prepare_onnx(name, model_dirs[name], kind, env, a.timeout)
+                engine_files[(name, eng)], secs = prepare_onnx(name, model_dirs[name], kind, env, a.timeout)
                 prep[(name, eng)] = secs
             except ChildFailed as e:
                 prep[(name, eng)] = str(e).split("\n")[0]
                 (failures if eng in engines and eng in CORE else notes).append(
                     f"{name}: {'ONNX export' if kind == 'fp32' else 'int8 quantization'} failed: {e}")
                 log(("" if eng in CORE else "(reference column only) ") + f"{name}: {kind} ONNX failed: {e}")
+        if "ijepa-file" in engines:
+            try:
+                engine_files[(name, "ijepa-file")] = prepare_encoder_file(name, model_dirs[name], env, a.timeout)
+            except ChildFailed as e:
+                prep[(name, "ijepa-file")] = str(e).split("\n")[0]
+                failures.append(f"{name}: saving the encoder file failed: {e}")
+                log(failures[-1])
     images = {b: make_images(b) for b in sorted({ROWS[r][1] for r in rows})}
 
     blas = openblas_of(lib)
@@ -421,7 +442,7 @@ def main():
         if model not in model_dirs:
             for e in engines:
                 r["engines"][e]["error"] = "the model could not be made"
-        for e in ("ort", "ort-int8"):
+        for e in ("ort", "ort-int8", "ijepa-file"):
             if e in engines and isinstance(prep.get((model, e)), str):
                 r["engines"][e]["error"] = prep[(model, e)]
         for k in range(rounds):
@@ -430,7 +451,7 @@ def main():
                 st = r["engines"][e]
                 if st["error"]:
                     continue
-                target = model_dirs[model] if e in ("ijepa", "torch") else onnx_paths[(model, e)]
+                target = model_dirs[model] if e in ("ijepa", "torch") else engine_files[(model, e)]
                 feats = os.path.join(RUN, f"features-{row}-{e}.npy")
                 cmd = [sys.executable, WORKER, e, target, "--images", images[B], "--features", feats,
                        "--warmup", str(warmup), "--iters", str(iters), "--threads", str(a.threads)]
@@ -450,7 +471,7 @@ def main():
                 st["features"] = feats
                 if others is not None:
                     foreign.append(others)
-                {"ijepa": ijepa_info, "torch": torch_info}.get(e, ort_info).update(res["info"])
+                {"ijepa": ijepa_info, "ijepa-file": ijepa_info, "torch": torch_info}.get(e, ort_info).update(res["info"])
                 log(f"{row:12s} round {k + 1}/{rounds} {LABEL[e]:8s}: {B / statistics.median(res['times']):7.2f} img/s "
                     f"(median of {len(res['times'])}), first features after {res['t_first'] - t_spawn:5.1f} s "
                     f"(loaded at {res['t_load'] - t_spawn:4.1f} s), peak RSS {rss:6.0f} MiB; other processes used "
@@ -590,6 +611,25 @@ def render(results, m):
                  f"| {fmt(r['ratio_ort'], '.2f', '×')} | {fmt(r['ratio_torch'], '.2f', '×')} | {fmt(r['ijepa_gflops'], '.0f')} "
                  f"| {fmt(r['peak_pct'], '.0f', '%')} | {triple(r, 'rss_mib', '.0f')} | {triple(r, 'first_s', '.1f')} "
                  f"| {triple(r, 'rel_diff', '.1e', ('ijepa', 'ort'))} |")
+    if "ijepa-file" in m["engines"]:
+        L.append("")
+        L.append("This library on its own encoder file (`Encoder.save` of the same weights, made by this run; "
+                 "`Encoder.load` maps it: the weights are the file's page-cache pages, already in the packed layout, "
+                 "nothing is read into memory or packed), against the model directory above and PyTorch:")
+        L.append("")
+        L.append("| row | ijepa file img/s | file / directory | file / ORT | file / torch | peak RSS MiB | "
+                 "first features s: file / directory / torch | file / torch | max rel diff vs torch |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            e = r["engines"]
+            def ratio(a, b, key="img_s"):
+                x, y = e.get(a, {}).get(key), e.get(b, {}).get(key)
+                return fmt(x / y if (x and y) else None, '.2f', '×')
+            L.append(f"| {r['label']} batch {r['batch']} | {cell(r, 'ijepa-file', 'img_s', '.2f')} "
+                     f"| {ratio('ijepa-file', 'ijepa')} | {ratio('ijepa-file', 'ort')} | {ratio('ijepa-file', 'torch')} "
+                     f"| {cell(r, 'ijepa-file', 'rss_mib', '.0f')} "
+                     f"| {triple(r, 'first_s', '.1f', ('ijepa-file', 'ijepa', 'torch'))} "
+                     f"| {ratio('ijepa-file', 'torch', 'first_s')} | {cell(r, 'ijepa-file', 'rel_diff', '.1e')} |")
     if "ort-int8" in m["engines"]:
         L.append("")
         L.append("For reference, ONNX Runtime on the dynamically quantized model "

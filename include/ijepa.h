@@ -385,6 +385,22 @@ int  ijepa_encoder_load(const char *path, const ijepa_encoder_options *opts, ije
 int  ijepa_encoder_from_model(const ijepa_model *m, int which_encoder, ijepa_encoder **out);
 /* Releases an encoder. NULL is a no-op. Handles are never reused: a freed one is rejected. */
 void ijepa_encoder_free(ijepa_encoder *e);
+/* Writes e as a libijepa encoder file at path (safetensors: every tensor as the encoder holds
+ * it, in the order it holds them, the block linears in the packed layout its products use
+ * when it uses one, heads, LayerNorm eps and source in the "ijepa.encoder" metadata).
+ * ijepa_encoder_load maps such a file instead of reading it: the weights are the file's
+ * page-cache pages (shared with every process that maps the file), nothing is copied or
+ * packed, and the first features come right after a check of the values. The save is atomic
+ * (a temporary file renamed over path): a crash leaves the old file or the new one, and an
+ * encoder mapping the old file keeps using it. The file stores the source, the encoder
+ * (which_encoder) and the heads; the load options' which_encoder does not apply to it. A file
+ * written where the packed products do not apply (no AVX2, or widths not multiples of 16)
+ * holds the plain official layout and official names (readable by timm as well); a packed
+ * file loads on every CPU. Rule while an encoder maps a file: do not truncate or rewrite that
+ * file in place (replace it by rename, as this function does): the system kills a process
+ * that reads a mapped page the file no longer has (SIGBUS). Not thread-safe against a
+ * concurrent call on the same encoder. IJEPA_ERR_IO when the file cannot be written. */
+int  ijepa_encoder_save(const ijepa_encoder *e, const char *path);
 
 typedef struct ijepa_encoder_info {
     uint32_t struct_size;         /* sizeof(ijepa_encoder_info), set by the caller              */

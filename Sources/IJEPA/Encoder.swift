@@ -67,6 +67,17 @@ public final class Encoder: CustomStringConvertible {
         self.init(core: try engine { try ViTEncoder(copying: m, encoder.core) })
     }
 
+    /// Writes this encoder as a libijepa encoder file, atomically (a temporary file renamed over
+    /// `path`). `load` maps such a file instead of reading it: the weights are the file's
+    /// page-cache pages, nothing is copied or packed, so the first features come right after
+    /// loading. While an encoder maps a file, do not truncate or rewrite it in place (replace it
+    /// by renaming, as this does): the process would be killed reading a page the file lost.
+    /// - Throws: `.io` when the file cannot be written.
+    public func save(to path: String) throws(IJEPAError) {
+        let c = core
+        try engine { try c.save(to: path) }
+    }
+
     /// Side of the square images the position table was made for (grid × patchSize).
     public var imageSize: Int { core.imageSize }
     public var patchSize: Int { core.shape.patchSize }

@@ -72,6 +72,15 @@ public func ijepa_encoder_from_model(_ m: OpaquePointer?, _ which_encoder: Int32
 public func ijepa_encoder_free(_ e: OpaquePointer?) { liveEncoders.remove(e) }
 
 @c @implementation
+public func ijepa_encoder_save(_ e: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let enc = try encoderBox(e)
+        guard let path else { throw invalid("path is NULL") }
+        try enc.save(to: String(cString: path))
+    }
+}
+
+@c @implementation
 public func ijepa_encoder_get_info(_ e: OpaquePointer?, _ out: UnsafeMutablePointer<ijepa_encoder_info>?) -> Int32 {
     guarded {
         let enc = try encoderBox(e)

@@ -222,6 +222,9 @@ public struct SafetensorsWriter {
     struct Item { var name: String; var dtype: String; var shape: [Int]; var data: UnsafeRawBufferPointer }
     var items: [Item] = []
     public var metadata: [(String, String)] = []
+    /// The data section starts at a multiple of this many bytes (the header is padded with
+    /// spaces; 8 as the reference writer does).
+    public var alignment = 8
 
     public init() {}
 
@@ -235,7 +238,7 @@ public struct SafetensorsWriter {
         items.append(Item(name: name, dtype: dtype, shape: shape, data: bytes))
     }
 
-    /// The header bytes (JSON padded with spaces to a multiple of 8, as the reference writer does).
+    /// The header bytes (JSON padded with spaces so the data starts at a multiple of alignment).
     func header() -> [UInt8] {
         var kv: [(String, JSONValue)] = []
         if !metadata.isEmpty { kv.append(("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))) }
@@ -249,7 +252,7 @@ public struct SafetensorsWriter {
             off += it.data.count
         }
         var h = Array(JSONValue.object(kv).serialized.utf8)
-        while (h.count + 8) % 8 != 0 { h.append(0x20) }
+        while (h.count + 8) % max(alignment, 1) != 0 { h.append(0x20) }
         return h
     }
 

@@ -54,8 +54,9 @@ public final class ViTEncoder {
     static let chunkRowTarget = 2048
 
     /// An encoder whose weights and position table the caller fills (loaders, copies).
+    /// storage: the weights and position table already in place (a mapped encoder file).
     init(shape: EncoderShape, grid: Int, source: EncoderSource, which: EncoderKind?, posInterpolation: PosInterpolation,
-         threads: Int) throws {
+         threads: Int, storage: (weights: FloatBuffer, pos: FloatBuffer)? = nil) throws {
         try Self.validate(shape, grid: grid)
         self.shape = shape
         self.grid = grid
@@ -67,8 +68,16 @@ public final class ViTEncoder {
         if floats * 4 > Exec.availableMemory * 0.9 {
             throw IJEPAError.outOfMemory("the encoder needs \(Int(floats * 4 / 1_048_576)) MiB for its weights, more than this machine has available")
         }
-        weights = try FloatBuffer(count: layout.totalCount)
-        pos = try FloatBuffer(count: grid * grid * shape.embedDim)
+        if let storage {
+            guard storage.weights.capacity == layout.totalCount, storage.pos.capacity == grid * grid * shape.embedDim else {
+                throw IJEPAError.internalError("mapped weights do not match the encoder's layout")
+            }
+            (weights, pos) = storage
+        } else {
+            weights = try FloatBuffer(count: layout.totalCount)
+            pos = try FloatBuffer(count: grid * grid * shape.embedDim)
+        }
+        weightsMapped = storage != nil
         exec = Exec(threads: try Exec.threads(threads))
     }
 
@@ -83,10 +92,16 @@ public final class ViTEncoder {
     }
 
     /// Packs the block linears for the inference products where they apply (PackedWeights);
-    /// called once, when the weights are in place.
-    func packWeights() {
-        pass.packedWeights = PackedWeights.applies(to: shape) && PackedWeights.pack(weights.ptr, layout.encoder.blocks, shape, exec)
+    /// called once, when the weights are in place. alreadyPacked: they came packed (an encoder
+    /// file), and the products run on the packed kernels on any CPU.
+    func packWeights(alreadyPacked: Bool = false) {
+        pass.packedWeights = alreadyPacked
+            || PackedWeights.applies(to: shape) && PackedWeights.pack(weights.ptr, layout.encoder.blocks, shape, exec)
     }
+
+    /// Whether the weights are the pages of a mapped encoder file (ijepa_encoder_save's format)
+    /// rather than memory of their own.
+    public let weightsMapped: Bool
 
     /// Whether the block linears are packed (the products run on CIJEPAKernels, not BLAS).
     public var packedWeights: Bool { pass.packedWeights }

@@ -48,17 +48,23 @@ extension ViTEncoder {
             throw e
         }
         let names = try normalizedNames(f)
-        let config: JSONValue? = try configPath.map { p in
-            do { return try JSONValue.parse(try readWholeFile(p)) } catch let e as IJEPAError {
-                throw IJEPAError.format("\(p): \(e.message)")
+        let plan: EncoderPlan
+        if let description = f.metadata[EncoderFile.metadataKey] {
+            plan = try EncoderPlan(encoderFile: description, names: names, options: o, f: f)
+        } else {
+            let config: JSONValue? = try configPath.map { p in
+                do { return try JSONValue.parse(try readWholeFile(p)) } catch let e as IJEPAError {
+                    throw IJEPAError.format("\(p): \(e.message)")
+                }
             }
-        }
-        let plan = try EncoderPlan(names: names, metadata: f.metadata, config: config, configPath: configPath,
+            plan = try EncoderPlan(names: names, metadata: f.metadata, config: config, configPath: configPath,
                                    options: o, f: f)
+        }
+        let mapped = plan.mapped(f, names: names)
         let enc = try ViTEncoder(shape: plan.shape, grid: plan.grid, source: plan.source, which: plan.which,
-                              posInterpolation: o.posInterpolation, threads: o.nThreads)
-        try plan.read(f, into: enc)
-        enc.packWeights()
+                                 posInterpolation: o.posInterpolation, threads: o.nThreads, storage: mapped)
+        try plan.read(f, into: enc, copying: mapped == nil)
+        enc.packWeights(alreadyPacked: plan.prepacked)
         return enc
     }
 
@@ -83,6 +89,10 @@ struct EncoderPlan {
     /// (file key, destination tensor name in the encoder layout or "pos", float offset in it,
     /// expected shape)
     var pieces: [(key: String, dest: String, offset: Int, shape: [Int])] = []
+    /// A libijepa encoder file (EncoderFile): its pieces may be mapped rather than read.
+    var isEncoderFile = false
+    /// Its block linears are stored packed (the file's panels are used as they are).
+    var prepacked = false
 
     init(names: [String: String], metadata: [String: String], config: JSONValue?, configPath: String?,
          options o: EncoderLoadOptions, f: SafetensorsFile) throws {
@@ -266,11 +276,12 @@ struct EncoderPlan {
         }
     }
 
-    /// Reads every piece into place and checks it is finite, the pieces handed out to the
-    /// encoder's threads: each thread's reads fault in the pages they fill, which is most of a
-    /// load's time where fresh memory is dear (a VM: twice as fast on two threads). The error is
-    /// that of the first failing piece in the plan's order.
-    func read(_ f: SafetensorsFile, into enc: ViTEncoder) throws {
+    /// Reads every piece into place (copying: false, the pieces are already there: a mapped
+    /// file) and checks it is finite, the pieces handed out to the encoder's threads: each
+    /// thread's reads fault in the pages they fill, which is most of a load's time where fresh
+    /// memory is dear (a VM: twice as fast on two threads). The error is that of the first
+    /// failing piece in the plan's order.
+    func read(_ f: SafetensorsFile, into enc: ViTEncoder, copying: Bool = true) throws {
         let names = try normalizedNames(f)
         var jobs: [(key: String, stored: String, dst: FPtr, count: Int)] = []
         for pc in pieces {
@@ -282,12 +293,12 @@ struct EncoderPlan {
             jobs.append((pc.key, names[pc.key]!, base + pc.offset, pc.shape.reduce(1, *)))
         }
         struct Task: PoolTask {
-            let f: SafetensorsFile, jobs: [(key: String, stored: String, dst: FPtr, count: Int)]
+            let f: SafetensorsFile, jobs: [(key: String, stored: String, dst: FPtr, count: Int)], copying: Bool
             let errors: UnsafeMutableBufferPointer<IJEPAError?>   // one slot per job, written by its thread
             func callAsFunction(_ i: Int, _ worker: Int) {
                 let j = jobs[i]
                 do {
-                    try f.readFloats(j.stored, into: j.dst)
+                    if copying { try f.readFloats(j.stored, into: j.dst) }
                     if !allFinite(j.dst, j.count) { errors[i] = .numeric("'\(j.key)' contains NaN or Inf") }
                 } catch let e as IJEPAError {
                     errors[i] = e
@@ -298,7 +309,7 @@ struct EncoderPlan {
         }
         var errors = [IJEPAError?](repeating: nil, count: jobs.count)
         errors.withUnsafeMutableBufferPointer { slots in
-            enc.exec.pool.run(tasks: jobs.count, Task(f: f, jobs: jobs, errors: slots))
+            enc.exec.pool.run(tasks: jobs.count, Task(f: f, jobs: jobs, copying: copying, errors: slots))
         }
         if let e = errors.lazy.compactMap({ $0 }).first { throw e }
     }

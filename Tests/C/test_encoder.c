@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "safetensors.h"
@@ -159,6 +160,32 @@ int main(int argc, char **argv) {
         scale = fmaxf(scale, fabsf(a[i]));
     }
     CHECK(diff <= 1e-5f * scale, "copy == model to rounding: max diff %g of %g", diff, scale);
+
+    /* saved as an encoder file and loaded back (mapped): the same features bit for bit, the
+       same description; a save that cannot be written is an IO error naming the path */
+    char saved[4096];
+    snprintf(saved, sizeof saved, "%s/test_encoder_saved_%d.safetensors", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    CHECK_OK(ijepa_encoder_save(copy, saved));
+    ijepa_encoder *back = NULL;
+    CHECK_OK(ijepa_encoder_load(saved, NULL, &back));
+    if (back) {
+        ijepa_encoder_set_n_threads(back, 1);
+        float *c2 = malloc(2 * (size_t)c.embed_dim * sizeof(float));
+        CHECK_OK(ijepa_encoder_encode(back, images, 2, c.image_size, c.image_size, NULL, c2));
+        CHECK(memcmp(b, c2, 2 * (size_t)c.embed_dim * sizeof(float)) == 0, "saved encoder == the encoder, bit for bit");
+        ijepa_encoder_info i1 = {.struct_size = sizeof i1}, i2 = {.struct_size = sizeof i2};
+        CHECK_OK(ijepa_encoder_get_info(copy, &i1));
+        CHECK_OK(ijepa_encoder_get_info(back, &i2));
+        CHECK(memcmp(&i1, &i2, sizeof i1) == 0 && i2.which_encoder == IJEPA_CONTEXT_ENCODER && i2.source == IJEPA_SOURCE_MODEL,
+              "saved encoder's info: source %d, which %d", i2.source, i2.which_encoder);
+        ijepa_encoder_free(back);
+        free(c2);
+    }
+    unlink(saved);
+    CHECK(ijepa_encoder_save(copy, "/nonexistent-dir/e.safetensors") == IJEPA_ERR_IO &&
+          strstr(ijepa_last_error(), "/nonexistent-dir/e.safetensors") != NULL, "unwritable path: %s", ijepa_last_error());
+    CHECK(ijepa_encoder_save(copy, NULL) == IJEPA_ERR_INVALID_ARGUMENT, "NULL path");
+    CHECK(ijepa_encoder_save(NULL, saved) == IJEPA_ERR_INVALID_ARGUMENT, "NULL encoder");
     ijepa_encoder_free(copy);
     ijepa_model_free(m);
     free(images); free(a); free(b);

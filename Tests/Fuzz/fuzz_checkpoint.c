@@ -22,7 +22,9 @@
  *      directory (fixed config.json files beside a link to the input). Fails: status IO,
  *      FORMAT, NUMERIC or OUT_OF_MEMORY (INVALID_ARGUMENT only for the asked-for heads), *out
  *      untouched, a fresh message. Succeeds: get_info is consistent, and one image at the
- *      weights' size and one a patch wider encode to finite features or IJEPA_ERR_NUMERIC.
+ *      weights' size and one a patch wider encode to finite features or IJEPA_ERR_NUMERIC, and
+ *      the encoder saved as an encoder file (ijepa_encoder_save) loads back (mapped) with the
+ *      same description and the same features, bit for bit.
  *
  * Any violated rule calls abort(), which libFuzzer reports as a crash, like a real crash.
  *
@@ -419,6 +421,43 @@ static void encode_one(ijepa_encoder *e, const ijepa_encoder_info *info, int32_t
     free(img); free(tok); free(pooled);
 }
 
+/* Whatever the library saves, it must load: e saved as an encoder file (ijepa_encoder_save) loads
+ * back with the same description and encodes an image to the same features, bit for bit (or
+ * fails it with the same status). */
+static void check_encoder_roundtrip(ijepa_encoder *e, const ijepa_encoder_info *info, const char *what) {
+    set_sentinel_error();
+    int st = ijepa_encoder_save(e, save_path);
+    if (st != IJEPA_OK) {
+        if (st != IJEPA_ERR_IO) BUG("ijepa_encoder_save (%s): unexpected status %d (%s)", what, st, ijepa_status_string(st));
+        check_message("ijepa_encoder_save", st);
+        return;
+    }
+    ijepa_encoder_options o = {.struct_size = sizeof o};
+    if (ijepa_encoder_options_init(&o) != IJEPA_OK) BUG("ijepa_encoder_options_init");
+    o.n_threads = 1;
+    ijepa_encoder *back = NULL;
+    st = ijepa_encoder_load(save_path, &o, &back);
+    if (st != IJEPA_OK) BUG("the encoder file saved from %s does not load: %d (%s)", what, st, ijepa_last_error());
+    ijepa_encoder_info again;
+    memset(&again, 0, sizeof again);
+    again.struct_size = sizeof again;
+    if (ijepa_encoder_get_info(back, &again) != IJEPA_OK) BUG("get_info of a saved and loaded encoder");
+    if (memcmp(info, &again, sizeof again) != 0) BUG("the encoder saved from %s loads with another description", what);
+    int32_t h = info->image_size, w = info->image_size;
+    size_t pixels = (size_t)info->in_chans * (size_t)h * (size_t)w, D = (size_t)info->embed_dim;
+    if (pixels <= (1u << 20) && D <= (1u << 16)) {
+        float *img = malloc(pixels * sizeof(float)), *a = malloc(D * sizeof(float)), *b = malloc(D * sizeof(float));
+        for (size_t i = 0; i < pixels; i++) img[i] = (float)cos(0.41 * (double)i);
+        int sa = ijepa_encoder_encode(e, img, 1, h, w, NULL, a), sb = ijepa_encoder_encode(back, img, 1, h, w, NULL, b);
+        if (sa != sb) BUG("the encoder saved from %s encodes with status %d, the original %d", what, sb, sa);
+        if (sa == IJEPA_OK && memcmp(a, b, D * sizeof(float)) != 0)
+            BUG("the encoder saved from %s encodes to other features", what);
+        free(img); free(a); free(b);
+    }
+    ijepa_encoder_free(back);
+    unlink(save_path);
+}
+
 static void check_encoder_load(const char *what, const char *path, int32_t num_heads) {
     ijepa_encoder_options o = {.struct_size = sizeof o};
     if (ijepa_encoder_options_init(&o) != IJEPA_OK) BUG("ijepa_encoder_options_init");
@@ -447,6 +486,7 @@ static void check_encoder_load(const char *what, const char *path, int32_t num_h
             info.embed_dim, info.num_heads, info.depth, info.patch_size, info.image_size, info.layer_norm_eps);
     encode_one(e, &info, info.image_size, info.image_size);
     encode_one(e, &info, info.image_size, info.image_size + info.patch_size);
+    check_encoder_roundtrip(e, &info, what);
     ijepa_encoder_free(e);
 }
 

@@ -388,6 +388,39 @@ int main(int argc, char **argv) {
         b_finish(&b, "hand-extra-tensors");
     }
 
+    /* ---- encoder files (ijepa_encoder_save): the fuzz model's encoder (plain: widths not
+       multiples of 16) and a 16-wide one (packed panels where the CPU has AVX2), and edits of
+       their metadata ---- */
+    {
+        ijepa_encoder *e = NULL;
+        if (ijepa_encoder_from_model(m, IJEPA_TARGET_ENCODER, &e) != IJEPA_OK) die("encoder_from_model");
+        snprintf(path, sizeof path, "%s/encoder-file-plain.safetensors", outdir);
+        if (ijepa_encoder_save(e, path) != IJEPA_OK) die("encoder_save");
+        written++;
+        ijepa_encoder_free(e);
+        ijepa_config c16 = fuzz_tiny_config(11);
+        c16.embed_dim = 16; c16.num_heads = 2; c16.pred_embed_dim = 4;
+        ijepa_model *m16 = NULL;
+        if (ijepa_model_create(&c16, &m16) != IJEPA_OK) die("create 16-wide");
+        if (ijepa_encoder_from_model(m16, IJEPA_CONTEXT_ENCODER, &e) != IJEPA_OK) die("encoder_from_model 16");
+        snprintf(path, sizeof path, "%s/encoder-file-16.safetensors", outdir);
+        if (ijepa_encoder_save(e, path) != IJEPA_OK) die("encoder_save 16");
+        written++;
+        ijepa_encoder_free(e);
+        ijepa_model_free(m16);
+        real_file ef;
+        split(path, &ef);
+        put_edit("encoder-file-version2", &ef, "\\\"version\\\":1", "\\\"version\\\":2");
+        put_edit("encoder-file-panel8", &ef, "\\\"packed_panel\\\":16", "\\\"packed_panel\\\":8");
+        put_edit("encoder-file-unpacked", &ef, "\\\"packed_panel\\\":16", "\\\"packed_panel\\\":0");
+        put_edit("encoder-file-heads3", &ef, "\\\"num_heads\\\":2", "\\\"num_heads\\\":3");
+        put_edit("encoder-file-grid3", &ef, "\\\"grid\\\":2", "\\\"grid\\\":3");
+        put_edit("encoder-file-eps-neg", &ef, "\\\"layer_norm_eps\\\":", "\\\"layer_norm_eps\\\":-");
+        put_edit("encoder-file-source", &ef, "\\\"source\\\":\\\"model\\\"", "\\\"source\\\":\\\"onnx\\\"");
+        put_edit("encoder-file-which", &ef, "\\\"which_encoder\\\":\\\"context\\\"", "\\\"which_encoder\\\":1");
+        put_edit("encoder-file-offsets", &ef, "\"data_offsets\":[0,", "\"data_offsets\":[4,");
+    }
+
     /* ---- textual edits of real headers (training-state metadata, config fields) ---- */
     put_edit("edit-step-neg", &t, "\"ijepa.step\":\"1\"", "\"ijepa.step\":\"-1\"");
     put_edit("edit-step-text", &t, "\"ijepa.step\":\"1\"", "\"ijepa.step\":\"one\"");

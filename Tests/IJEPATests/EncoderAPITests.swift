@@ -29,6 +29,16 @@ final class EncoderAPITests: XCTestCase {
                        try model.encodeTokens(images: images, batch: 2, encoder: e), "tokens, \(e)")
             let layers = try loaded.encodeLayers(images: images, batch: 2, lastK: 2)
             XCTAssertEqual(Array(layers[16..<32]), Array(pooled[0..<16]), "the last block's feature is the pooled one")
+            // saved as an encoder file and loaded back: the same encoder, the same features
+            try loaded.save(to: dir + "/enc.safetensors")
+            let back = try Encoder.load(dir + "/enc.safetensors", nThreads: 1)
+            XCTAssertEqual(back.source, .checkpoint)
+            XCTAssertEqual(back.trainedAs, e)
+            XCTAssertEqual(back.description, loaded.description)
+            XCTAssertEqual(try back.encode(images: images, batch: 2), pooled)
+        }
+        XCTAssertThrowsError(try Encoder(copying: model).save(to: dir + "/no/such/dir/e.safetensors")) { e in
+            XCTAssertEqual((e as? IJEPAError)?.status, -4)
         }
         // another size: 7x8 patches, a resized position table
         let enc = try Encoder.load(path)

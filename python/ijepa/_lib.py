@@ -221,6 +221,7 @@ PROTOTYPES = {
                                    POINTER(_encoder_p)]),
     "ijepa_encoder_from_model": (c_int, [_model_p, c_int, POINTER(_encoder_p)]),
     "ijepa_encoder_free": (None, [_encoder_p]),
+    "ijepa_encoder_save": (c_int, [_encoder_p, c_char_p]),
     "ijepa_encoder_get_info": (c_int, [_encoder_p, POINTER(ijepa_encoder_info)]),
     "ijepa_encoder_set_n_threads": (c_int, [_encoder_p, c_int32]),
     "ijepa_encoder_num_tokens": (c_int32, [_encoder_p, c_int32, c_int32]),
@@ -251,7 +252,7 @@ OPTIONAL = frozenset({"ijepa_random_resized_crop", "ijepa_resize_bilinear",
                       "ijepa_encoder_free", "ijepa_encoder_get_info", "ijepa_encoder_set_n_threads",
                       "ijepa_encoder_num_tokens", "ijepa_encoder_encode",
                       "ijepa_encoder_encode_layers", "ijepa_preprocess_init",
-                      "ijepa_preprocess_rgb8"})
+                      "ijepa_preprocess_rgb8", "ijepa_encoder_save"})
 
 #: The functions that come with ijepa_config.ragged_context (appended together with it).
 RAGGED = ("ijepa_masks_sample_ragged", "ijepa_ragged_masks_free", "ijepa_train_step_ragged",

@@ -307,6 +307,17 @@ class Encoder(_OwnsHandle):
         self._adopt(out.value)
         return self
 
+    def save(self, path):
+        """Writes the encoder as a libijepa encoder file at ``path`` (str or os.PathLike),
+        atomically. :meth:`load` maps such a file instead of reading it: the weights are the
+        file's page-cache pages, nothing is copied or packed, so the first features come
+        right after loading. Do not truncate or rewrite the file in place while an encoder
+        maps it (replace it by renaming, as this method does): the process would be killed."""
+        p = _path_bytes(path)
+        fn = _need("ijepa_encoder_save")
+        with self._lock:
+            check(fn(self._ptr(), p), "ijepa_encoder_save")
+
     def _adopt(self, ptr):
         self._handle = _Handle(ptr)
         self._lock = threading.RLock()

@@ -631,6 +631,24 @@ def test_from_model_copies_and_equals_model_encode(tmp_path):
         e.close()
 
 
+def test_save_and_load_the_encoder_file(tmp_path, hf):
+    """Encoder.save writes the library's encoder file; Encoder.load maps it: the same features
+    bit for bit, the same description; saving over a file a live encoder maps keeps it working."""
+    x = np.random.default_rng(3).standard_normal((2, hf.in_chans, hf.image_size, hf.image_size),
+                                                 dtype=np.float32)
+    want = hf.encode_layers(x, 2)
+    path = tmp_path / "enc.safetensors"
+    hf.save(path)
+    with ijepa.Encoder.load(path, n_threads=hf.n_threads) as e:
+        assert e.info == hf.info
+        assert np.array_equal(e.encode_layers(x, 2), want)
+        hf.save(str(path))  # replaced by rename: e keeps the old file's pages
+        assert np.array_equal(e.encode_layers(x, 2), want)
+    with pytest.raises(ijepa.IjepaIOError, match="nonexistent"):
+        hf.save(tmp_path / "nonexistent" / "enc.safetensors")
+    assert not any(p.name.startswith("enc.safetensors.tmp") for p in tmp_path.iterdir())
+
+
 def test_from_model_bad_encoder_and_channels():
     cfg = tiny_config(in_chans=1)
     with ijepa.Model(cfg) as model:
