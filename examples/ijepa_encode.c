@@ -2,6 +2,7 @@
  * ijepa_encode.c — ijepa-encode: image files in, one feature row per image out (NumPy .npy).
  *
  *   ijepa-encode [options] WEIGHTS IMAGE... -o features.npy
+ *   ijepa-encode [options] WEIGHTS --save ENCODER.safetensors [IMAGE... -o features.npy]
  *
  *   WEIGHTS   anything ijepa_encoder_load accepts: a libijepa checkpoint, an official
  *             safetensors file, a Hugging Face IJepaModel directory, a timm file
@@ -10,6 +11,9 @@
  *   -o, --output PATH   the .npy file (required): float32 '<f4', C order, shape (rows, D), or
  *                       (rows, K*D) with --last-k K; one row per encoded image, input order
  *   --list PATH         a text file with the image path of each output row, one per line
+ *   --save PATH         write the loaded encoder as a libijepa encoder file (ijepa_encoder_save):
+ *                       given as WEIGHTS later, it is mapped, not read, and loads at once;
+ *                       images and -o are then optional
  *   --batch N           images decoded and encoded together (default 8)
  *   --threads N         encoder threads (default: all cores)
  *   --last-k K          concatenate the pooled features of the last K blocks
@@ -56,6 +60,7 @@
 
 static const char USAGE[] =
     "usage: " PROG " [options] WEIGHTS IMAGE... -o features.npy\n"
+    "       " PROG " [options] WEIGHTS --save ENCODER.safetensors [IMAGE... -o features.npy]\n"
     "\n"
     "Encodes each IMAGE with the pretrained I-JEPA encoder in WEIGHTS (a libijepa checkpoint,\n"
     "an official safetensors file, a Hugging Face IJepaModel directory or a timm file) and\n"
@@ -64,6 +69,8 @@ static const char USAGE[] =
     "options:\n"
     "  -o, --output PATH   output .npy file (required); shape (rows, D) or (rows, K*D)\n"
     "  --list PATH         write the image path of each output row, one per line\n"
+    "  --save PATH         write the encoder as a libijepa encoder file, which later loads at\n"
+    "                      once (mapped); IMAGE and -o are then optional\n"
     "  --batch N           images per batch (default 8)\n"
     "  --threads N         encoder threads (default: all cores)\n"
     "  --last-k K          concatenate the pooled features of the last K blocks\n"
@@ -82,7 +89,7 @@ static const char USAGE[] =
 /* ---- command line ------------------------------------------------------------------------ */
 
 typedef struct args {
-    const char *weights, *output, *list;
+    const char *weights, *output, *list, *save;
     const char **images;          /* borrowed from argv */
     int n_images;
     int32_t batch, threads, last_k, which, heads, resize, crop;
@@ -145,6 +152,7 @@ static int parse_triple(const char *opt, const char *s, int positive, float out[
 static int parse_valued(args *a, const char *opt, const char *v) {
     if (!strcmp(opt, "-o") || !strcmp(opt, "--output")) { a->output = v; return 0; }
     if (!strcmp(opt, "--list")) { a->list = v; return 0; }
+    if (!strcmp(opt, "--save")) { a->save = v; return 0; }
     if (!strcmp(opt, "--batch")) return parse_int(opt, v, 1, &a->batch);
     if (!strcmp(opt, "--threads")) return parse_int(opt, v, 1, &a->threads);
     if (!strcmp(opt, "--last-k")) return parse_int(opt, v, 1, &a->last_k);
@@ -164,7 +172,7 @@ static int parse_valued(args *a, const char *opt, const char *v) {
 
 /* True for the options that take a value. */
 static int takes_value(const char *opt) {
-    static const char *const names[] = {"-o", "--output", "--list", "--batch", "--threads",
+    static const char *const names[] = {"-o", "--output", "--list", "--save", "--batch", "--threads",
                                         "--last-k", "--encoder", "--heads", "--resize", "--crop",
                                         "--mean", "--std"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -211,6 +219,7 @@ static int parse_args(int argc, char **argv, args *a) {
         }
     }
     if (!a->weights) return usage_error("missing WEIGHTS and IMAGE arguments");
+    if (a->save && a->n_images == 0 && !a->output) return 0;   /* only saving */
     if (a->n_images == 0) return usage_error("no IMAGE given");
     if (!a->output) return usage_error("missing -o/--output PATH");
     return 0;
@@ -554,7 +563,16 @@ static void summary(job *j) {
 
 /* Everything after the command line; the exit status. */
 static int run(job *j) {
-    if (load_encoder(j) != 0 || alloc_buffers(j) != 0 || setup_preprocess(j) != 0) return 1;
+    if (load_encoder(j) != 0) return 1;
+    if (j->a->save) {
+        if (ijepa_encoder_save(j->enc, j->a->save) != IJEPA_OK) {
+            message("cannot save the encoder: %s", ijepa_last_error());
+            return 1;
+        }
+        if (!j->a->quiet) fprintf(stderr, PROG ": saved the encoder to %s\n", j->a->save);
+        if (j->a->n_images == 0) return 0;
+    }
+    if (alloc_buffers(j) != 0 || setup_preprocess(j) != 0) return 1;
     if (open_outputs(j) != 0 || encode_all(j) != 0) return 1;
     if (j->rows == 0) {
         clear_progress(j);

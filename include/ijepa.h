@@ -325,7 +325,8 @@ int ijepa_model_load_weights(ijepa_model *m, const char *path, int strict);
 /* An encoder holds one ViT encoder's weights and nothing else (no optimizer state, no
  * predictor, no mask config): the way to embed images with a released I-JEPA model. Its
  * memory is the weights once (float32) plus activations for the batch being encoded; loading
- * reads every tensor straight into place, never holding a second copy of the weights.
+ * reads every tensor straight into place, never holding a second copy of the weights, or maps
+ * the library's own encoder file (ijepa_encoder_save).
  * An encoder may be used by one thread at a time; distinct encoders are independent. */
 typedef struct ijepa_encoder ijepa_encoder;
 
@@ -377,29 +378,28 @@ int  ijepa_encoder_options_init(ijepa_encoder_options *opts);
  * model.safetensors file next to a config.json is read with it). Sizes come from the tensors;
  * the number of heads and the LayerNorm eps from the file's metadata or config.json (or
  * opts->num_heads), with IJEPA_ERR_FORMAT naming what is missing when nothing says.
- * opts NULL: defaults. Every tensor is checked (names, shapes, finite values) before the
- * encoder exists. On success *out owns it; release it with ijepa_encoder_free. */
+ * opts NULL: defaults. A libijepa encoder file (ijepa_encoder_save) is mapped, not read.
+ * Every tensor is checked (names, shapes, finite values) before the encoder exists. On
+ * success *out owns it; release it with ijepa_encoder_free. */
 int  ijepa_encoder_load(const char *path, const ijepa_encoder_options *opts, ijepa_encoder **out);
 /* A copy of a live model's target (IJEPA_TARGET_ENCODER) or context encoder, e.g. to evaluate
  * during training; later training steps do not change it. n_threads is the model's. */
 int  ijepa_encoder_from_model(const ijepa_model *m, int which_encoder, ijepa_encoder **out);
 /* Releases an encoder. NULL is a no-op. Handles are never reused: a freed one is rejected. */
 void ijepa_encoder_free(ijepa_encoder *e);
-/* Writes e as a libijepa encoder file at path (safetensors: every tensor as the encoder holds
- * it, in the order it holds them, the block linears in the packed layout its products use
- * when it uses one, heads, LayerNorm eps and source in the "ijepa.encoder" metadata).
+/* Writes e as a libijepa encoder file at path: safetensors holding every tensor as the encoder
+ * holds it, in its order (block weights in the packed layout of its products when it uses
+ * one), with the heads, LayerNorm eps, source and which_encoder in "ijepa.encoder" metadata.
  * ijepa_encoder_load maps such a file instead of reading it: the weights are the file's
- * page-cache pages (shared with every process that maps the file), nothing is copied or
- * packed, and the first features come right after a check of the values. The save is atomic
- * (a temporary file renamed over path): a crash leaves the old file or the new one, and an
- * encoder mapping the old file keeps using it. The file stores the source, the encoder
- * (which_encoder) and the heads; the load options' which_encoder does not apply to it. A file
- * written where the packed products do not apply (no AVX2, or widths not multiples of 16)
- * holds the plain official layout and official names (readable by timm as well); a packed
- * file loads on every CPU. Rule while an encoder maps a file: do not truncate or rewrite that
- * file in place (replace it by rename, as this function does): the system kills a process
- * that reads a mapped page the file no longer has (SIGBUS). Not thread-safe against a
- * concurrent call on the same encoder. IJEPA_ERR_IO when the file cannot be written. */
+ * page-cache pages (shared by every process mapping it); nothing is copied or packed, and the
+ * first features follow a check of the values. The load options' which_encoder does not apply
+ * to it; num_heads > 0 still overrides. A packed file loads on every CPU; one saved where the
+ * packed products do not apply (no AVX2, or widths not multiples of 16) holds the plain
+ * layout under the official names. Atomic: a temporary file is renamed over path, so a crash
+ * leaves the old file or the new one, and encoders mapping the old file keep it.
+ * While an encoder maps a file, do not truncate it or rewrite it in place (replace it by
+ * renaming, as this function does): the system kills a process that reads a mapped page the
+ * file no longer has (SIGBUS). IJEPA_ERR_IO when the file cannot be written. */
 int  ijepa_encoder_save(const ijepa_encoder *e, const char *path);
 
 typedef struct ijepa_encoder_info {

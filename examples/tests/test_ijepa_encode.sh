@@ -116,6 +116,16 @@ status "only bad images" 1 "$ENC" "$W" "$TMP/corrupt.png" "$TMP/missing.png" "$T
 check "existing output untouched on failure" cmp -s "$TMP/b1.npy" "$TMP/keep.npy"
 check "truncated.jpg reported" grep -q "truncated.jpg: " "$TMP/err"
 
+# --save: the encoder file alone, then given as WEIGHTS: the same rows as the weights themselves.
+status "--save without images" 0 "$ENC" "$W" --save "$TMP/enc.safetensors"
+check "  ... wrote the encoder file" test -s "$TMP/enc.safetensors"
+status "the saved encoder file as WEIGHTS" 0 "$ENC" "$TMP/enc.safetensors" "${GOOD[@]}" -o "$TMP/saved.npy"
+status "the weights, for comparison" 0 "$ENC" "$W" "${GOOD[@]}" -o "$TMP/direct.npy" --save "$TMP/enc2.safetensors"
+check "  ... the same rows from the encoder file" cmp -s "$TMP/saved.npy" "$TMP/direct.npy"
+check "  ... saved while encoding" cmp -s "$TMP/enc.safetensors" "$TMP/enc2.safetensors"
+status "--save to a directory that does not exist" 1 "$ENC" "$W" --save "$TMP/no/such/enc.safetensors"
+check "  ... message names the file" grep -q "no/such/enc.safetensors" "$TMP/err"
+
 # Usage errors and fatal errors -> exit 1 with a message, never a crash.
 status "--help" 0 "$ENC" --help
 check "  ... prints the usage" grep -q "^usage: ijepa-encode" "$TMP/out"
