@@ -7,8 +7,12 @@
  * stay at most 1.25 x the weight bytes: the weights once, read straight into place, plus the
  * activations of the batch. Prints the load and encode times.
  *
+ * Then saves the encoder as an encoder file (ijepa_encoder_save) and loads that: it must be
+ * mapped, not read (the process's anonymous memory grows by less than 5% of the weight bytes
+ * during the load), and encode two images to the same features, bit for bit.
+ *
  * Needs about 2.6 GB of free disk in $TMPDIR (default /tmp) and 3.2 GB of memory; takes about
- * half a minute on 2 cores. Not run under the sanitizers (their shadow memory is RSS too).
+ * a minute on 2 cores. Not run under the sanitizers (their shadow memory is RSS too).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -48,6 +52,19 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A field of /proc/self/status in KiB ("RssAnon"), or -1. */
+static long status_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') { v = atol(line + n + 1); break; }
+    fclose(f);
+    return v;
 }
 
 static long peak_rss_kb(void) {
@@ -174,7 +191,33 @@ int main(void) {
            rss_peak * 1024.0 / (double)weight_bytes);
     CHECK(rss_peak <= bound_kb, "peak RSS %ld KiB exceeds 1.25 x %lld weight bytes (%.0f KiB)", rss_peak,
           (long long)weight_bytes, bound_kb);
+
+    /* the encoder file: saved, then mapped, not read */
+    float *want = malloc(2 * (size_t)D * sizeof(float)), *got = malloc(2 * (size_t)D * sizeof(float));
+    CHECK_OK(ijepa_encoder_encode(e, images, 2, IMG, IMG, NULL, want));
+    char saved[600];
+    snprintf(saved, sizeof saved, "%s.encoder", path);
+    double t3 = now();
+    st = ijepa_encoder_save(e, saved);
+    double save_s = now() - t3;
     ijepa_encoder_free(e);
+    REQUIRE(st == IJEPA_OK, "ijepa_encoder_save: %s (needs about 2.6 GB of free disk)", ijepa_last_error());
+    long anon_before = status_kb("RssAnon");
+    double t4 = now();
+    st = ijepa_encoder_load(saved, &o, &e);
+    double mapped_s = now() - t4;
+    long anon_after = status_kb("RssAnon");
+    unlink(saved);
+    REQUIRE_OK(st);
+    printf("saved the encoder file in %.1f s; loaded it in %.2f s, anonymous memory %+.0f MiB (the weights: %.0f MiB)\n",
+           save_s, mapped_s, (anon_after - anon_before) / 1024.0, weight_bytes / 1048576.0);
+    CHECK(anon_before >= 0 && anon_after - anon_before < 0.05 * (double)weight_bytes / 1024.0,
+          "the encoder file was read into anonymous memory (%+ld KiB), not mapped", anon_after - anon_before);
+    CHECK_OK(ijepa_encoder_encode(e, images, 2, IMG, IMG, NULL, got));
+    CHECK(memcmp(want, got, 2 * (size_t)D * sizeof(float)) == 0, "the mapped encoder file encodes as the encoder, bit for bit");
+    ijepa_encoder_free(e);
+    free(want);
+    free(got);
     free(images);
     free(pooled);
     return check_summary("test_encoder_memory");
