@@ -11,6 +11,9 @@
 #include "ijepa_kernels.h"
 #include <math.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>   /* SSE is part of x86-64: the packing of A uses it on every x86 CPU */
+#endif
 
 #define MC 264    /* rows per block: a multiple of both row groups (12 and 6) */
 #define KC 2048   /* terms per block; k is cut into equal blocks of at most KC */
@@ -65,6 +68,29 @@ static void pack_rows(const float *a, long lda, long mc, long kc, int mr, float 
     for (long g0 = 0; g0 < mc; g0 += mr) {
         float *grp = dst + g0 * kc;
         long rows = mc - g0 < mr ? mc - g0 : mr;
+#if defined(__SSE__)
+        if (rows % 4 == 0) {   /* 4 x 4 transposes: 4 terms of 4 rows per step */
+            long kv = kc & ~3L;
+            for (long r = 0; r < rows; r += 4) {
+                const float *s0 = a + (g0 + r) * lda, *s1 = s0 + lda, *s2 = s1 + lda, *s3 = s2 + lda;
+                for (long kk = 0; kk < kv; kk += 4) {
+                    __m128 x0 = _mm_loadu_ps(s0 + kk), x1 = _mm_loadu_ps(s1 + kk);
+                    __m128 x2 = _mm_loadu_ps(s2 + kk), x3 = _mm_loadu_ps(s3 + kk);
+                    _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+                    float *o = grp + kk * mr + r;
+                    _mm_storeu_ps(o, x0);
+                    _mm_storeu_ps(o + mr, x1);
+                    _mm_storeu_ps(o + 2 * mr, x2);
+                    _mm_storeu_ps(o + 3 * mr, x3);
+                }
+                for (long kk = kv; kk < kc; kk++)
+                    for (long j = 0; j < 4; j++) grp[kk * mr + r + j] = a[(g0 + r + j) * lda + kk];
+            }
+            for (long r = rows; r < mr; r++)
+                for (long kk = 0; kk < kc; kk++) grp[kk * mr + r] = 0;
+            continue;
+        }
+#endif
         for (long r = 0; r < rows; r++) {
             const float *src = a + (g0 + r) * lda;
             for (long kk = 0; kk < kc; kk++) grp[kk * mr + r] = src[kk];

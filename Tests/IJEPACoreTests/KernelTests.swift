@@ -49,7 +49,7 @@ final class KernelTests: XCTestCase {
         let top = ijk_isa()
         defer { ijk_limit_isa(IJK_ISA_AVX512) }
         let scratch = HostTensor(zeros: PackScratch.floatsPerPart)
-        for (M, K, N) in [(1, 1, 16), (11, 7, 48), (25, 64, 96), (300, 40, 32), (30, 4100, 32), (197, 96, 80)] {
+        for (M, K, N) in [(1, 1, 16), (11, 7, 48), (25, 64, 96), (300, 40, 32), (30, 4100, 32), (197, 96, 80), (20, 13, 32)] {
             var rng = RNG(seed: UInt64(M * 31 + K * 7 + N))
             let x = randomArray(M * K, &rng), w = randomArray(N * K, &rng), c0 = randomArray(M * N, &rng)
             let X = HostTensor(x), Wt = HostTensor(w), P = HostTensor(zeros: N * K)
