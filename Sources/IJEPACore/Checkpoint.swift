@@ -168,9 +168,8 @@ extension Model {
         }
         let missing = wanted.map { $0.0 }.filter { byName[$0] == nil }
         let unexpected = byName.keys.filter { !known.contains($0) && !$0.hasPrefix("adam_m.") && !$0.hasPrefix("adam_v.") }.sorted()
-        func list(_ a: [String]) -> String { a.prefix(12).joined(separator: ", ") + (a.count > 12 ? ", … (\(a.count) in all)" : "") }
-        if strict && !missing.isEmpty { throw IJEPAError.format("missing tensors: \(list(missing))") }
-        if strict && !unexpected.isEmpty { throw IJEPAError.format("unexpected tensors: \(list(unexpected))") }
+        if strict && !missing.isEmpty { throw IJEPAError.format("missing tensors: \(listed(missing, 12))") }
+        if strict && !unexpected.isEmpty { throw IJEPAError.format("unexpected tensors: \(listed(unexpected, 12))") }
         // stage
         var staged: [(FloatBuffer, Int, [Float])] = []
         for (name, shape, buf, off) in wanted {
@@ -222,6 +221,11 @@ func namingFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
         default: throw e
         }
     }
+}
+
+/// The first `shown` names, comma-separated, and how many there are when some are left out.
+func listed(_ names: [String], _ shown: Int = 8) -> String {
+    names.prefix(shown).joined(separator: ", ") + (names.count > shown ? ", … (\(names.count) in all)" : "")
 }
 
 /// Tensor names without DDP's "module." components → the file's names.

@@ -137,12 +137,9 @@ extension EncoderPlan {
         }
         pieces.append(("pos_embed", "pos", 0, [1, g * g, s.embedDim]))
         // every tensor present, F32, of its exact shape; nothing else
-        func list(_ a: [String]) -> String { a.prefix(8).joined(separator: ", ") + (a.count > 8 ? ", … (\(a.count) in all)" : "") }
-        let missing = pieces.map(\.key).filter { names[$0] == nil }
-        if !missing.isEmpty { throw fmt("tensors miss \(list(missing)) (an encoder of \(s.depth) blocks, width \(s.embedDim))") }
-        let used = Set(pieces.map(\.key))
-        let unknown = names.keys.filter { !used.contains($0) }.sorted()
-        if !unknown.isEmpty { throw fmt("tensors include ones that are not the encoder's: \(list(unknown))") }
+        let (missing, unknown) = unmatched(names)
+        if !missing.isEmpty { throw fmt("tensors miss \(listed(missing)) (an encoder of \(s.depth) blocks, width \(s.embedDim))") }
+        if !unknown.isEmpty { throw fmt("tensors include ones that are not the encoder's: \(listed(unknown))") }
         for pc in pieces {
             let e = f.entries[names[pc.key]!]!
             if e.dtype != "F32" { throw fmt("tensor '\(pc.key)' has dtype \(e.dtype), not F32") }

@@ -63,7 +63,7 @@ extension ViTEncoder {
         let mapped = plan.mapped(f, names: names)
         let enc = try ViTEncoder(shape: plan.shape, grid: plan.grid, source: plan.source, which: plan.which,
                                  posInterpolation: o.posInterpolation, threads: o.nThreads, storage: mapped)
-        try plan.read(f, into: enc, copying: mapped == nil)
+        try plan.read(f, names: names, into: enc, copying: mapped == nil)
         enc.packWeights(alreadyPacked: plan.prepacked)
         return enc
     }
@@ -259,12 +259,9 @@ struct EncoderPlan {
             pieces.append((key, t.name, 0, t.shape))
         }
         // ---- nothing missing, nothing unknown
-        let missing = pieces.map(\.key).filter { entry($0) == nil }
-        func list(_ a: [String]) -> String { a.prefix(8).joined(separator: ", ") + (a.count > 8 ? ", … (\(a.count) in all)" : "") }
-        if !missing.isEmpty { throw fmt("misses tensors of \(src.name) with \(depth) blocks: \(list(missing))") }
-        let used = Set(pieces.map(\.key))
-        let unknown = names.keys.filter { k in !used.contains(k) && !ignoredPrefixes.contains { k.hasPrefix($0) } }.sorted()
-        if !unknown.isEmpty { throw fmt("has tensors that are not part of \(src.name) encoder: \(list(unknown))") }
+        let (missing, unknown) = unmatched(names, ignoring: ignoredPrefixes)
+        if !missing.isEmpty { throw fmt("misses tensors of \(src.name) with \(depth) blocks: \(listed(missing))") }
+        if !unknown.isEmpty { throw fmt("has tensors that are not part of \(src.name) encoder: \(listed(unknown))") }
         for pc in pieces {
             let e = entry(pc.key)!
             if e.shape.filter({ $0 != 1 }) != pc.shape.filter({ $0 != 1 }) {
@@ -276,13 +273,20 @@ struct EncoderPlan {
         }
     }
 
+    /// The pieces' keys the file lacks, and the file's keys that are neither a piece's nor under
+    /// an ignored prefix (sorted): a plan is usable when both are empty.
+    func unmatched(_ names: [String: String], ignoring prefixes: [String] = []) -> (missing: [String], unknown: [String]) {
+        let used = Set(pieces.map(\.key))
+        return (pieces.map(\.key).filter { names[$0] == nil },
+                names.keys.filter { k in !used.contains(k) && !prefixes.contains { k.hasPrefix($0) } }.sorted())
+    }
+
     /// Reads every piece into place (copying: false, the pieces are already there: a mapped
     /// file) and checks it is finite, the pieces handed out to the encoder's threads: each
     /// thread's reads fault in the pages they fill, which is most of a load's time where fresh
     /// memory is dear (a VM: twice as fast on two threads). The error is that of the first
     /// failing piece in the plan's order.
-    func read(_ f: SafetensorsFile, into enc: ViTEncoder, copying: Bool = true) throws {
-        let names = try normalizedNames(f)
+    func read(_ f: SafetensorsFile, names: [String: String], into enc: ViTEncoder, copying: Bool) throws {
         var jobs: [(key: String, stored: String, dst: FPtr, count: Int)] = []
         for pc in pieces {
             let base: FPtr

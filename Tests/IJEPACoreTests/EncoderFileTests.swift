@@ -32,7 +32,6 @@ final class EncoderFileTests: XCTestCase {
         defer { ijk_limit_isa(IJK_ISA_AVX512) }
         // saved packed (a vector CPU) and saved plain (portable kernels: BLAS products)
         for family in Set([ijk_isa(), IJK_ISA_C]).sorted() {
-            ijk_limit_isa(IJK_ISA_AVX512)
             ijk_limit_isa(family)
             let enc = try ViTEncoder(copying: m, .context)
             try enc.setThreads(2)
@@ -81,6 +80,24 @@ final class EncoderFileTests: XCTestCase {
         // saving over the file an encoder maps: the encoder keeps its pages
         try ViTEncoder(copying: try model(), .target).save(to: plain)
         XCTAssertEqual(try tokens(back, images, batch: 3), got)
+    }
+
+    /// A FloatBuffer viewing a mapping: bounds checked, writes private, and growing it takes
+    /// memory of its own (never free() on the mapped pages).
+    func testAViewOfAMappingIsBoundedPrivateAndGrowsIntoItsOwnMemory() throws {
+        let path = tmp + "/floats"
+        let bytes = [Float](repeating: 2, count: 8).withUnsafeBytes { Data($0) }
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let m = try FileMapping(try OpenFile(path))
+        XCTAssertThrowsError(try FloatBuffer(viewing: m, byteOffset: 4, count: 8))
+        XCTAssertThrowsError(try FloatBuffer(viewing: m, byteOffset: 2, count: 1))
+        let b = try FloatBuffer(viewing: m, byteOffset: 4, count: 7)
+        XCTAssertEqual(b.ptr[6], 2)
+        b.ptr[0] = 7
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), bytes)
+        try b.ensure(100)
+        XCTAssertEqual(b.capacity, 100)
+        XCTAssertEqual(b.ptr[99], 0)
     }
 
     func testOtherLayoutsAreReadAndDamageIsAClearError() throws {
